@@ -28,6 +28,13 @@ class Action(enum.StrEnum):
     VERSION_UPDATE = "version.update"
     ALIAS_SET = "alias.set"
     AUDIT_VIEW = "audit.view"
+    DEPLOYMENT_VIEW = "deployment.view"
+    DEPLOYMENT_MANAGE = "deployment.manage"
+    DEPLOYMENT_ROLLBACK = "deployment.rollback"
+    RELEASE_CREATE = "release.create"
+    RELEASE_APPROVE = "release.approve"
+    RELEASE_OPERATE = "release.operate"
+    ENVIRONMENT_MANAGE = "environment.manage"
 
 
 ROLE_RANK = {"viewer": 1, "maintainer": 2, "owner": 3}
@@ -45,7 +52,22 @@ REQUIRED_ROLE: dict[Action, str] = {
     Action.VERSION_UPDATE: "maintainer",
     Action.ALIAS_SET: "maintainer",
     Action.AUDIT_VIEW: "viewer",
+    Action.DEPLOYMENT_VIEW: "viewer",
+    Action.DEPLOYMENT_MANAGE: "maintainer",
+    Action.DEPLOYMENT_ROLLBACK: "maintainer",
+    Action.RELEASE_CREATE: "maintainer",
+    Action.RELEASE_APPROVE: "viewer",  # plus the approver duty, below
+    Action.RELEASE_OPERATE: "maintainer",
 }
+
+# Duties that are not a rank: they grant an action on their own (on-call engineers roll back
+# whatever their rank) or are required on top of the rank (approving needs the approver duty).
+DUTY_GRANTS: dict[Action, str] = {Action.DEPLOYMENT_ROLLBACK: "is_on_call"}
+DUTY_REQUIRED: dict[Action, str] = {Action.RELEASE_APPROVE: "is_approver"}
+# Never done by a CI token, whatever its scopes: a human decides.
+HUMAN_ONLY = {Action.RELEASE_APPROVE, Action.ENVIRONMENT_MANAGE}
+# Platform-wide actions, for superusers only.
+PLATFORM_ONLY = {Action.ENVIRONMENT_MANAGE}
 
 # A CI token acts with its team's rights only, capped by its scopes: never an owner.
 TOKEN_SCOPE_ROLE = {"read": "viewer", "write": "maintainer"}
@@ -77,26 +99,36 @@ def is_token(principal: Any) -> bool:
     return isinstance(principal, TokenPrincipal)
 
 
-def team_roles(principal: Any) -> dict[int, str]:
-    """team id -> role for this principal, loaded once per principal object (one query)."""
+def team_memberships(principal: Any) -> dict[int, dict[str, Any]]:
+    """team id -> {"role", "is_approver", "is_on_call", "is_reviewer"} for this principal,
+    loaded once per principal object (one query)."""
     if principal is None or not getattr(principal, "is_authenticated", False):
         return {}
     cached = getattr(principal, "_modelplane_team_roles", None)
     if cached is not None:
         return cached
+    memberships: dict[int, dict[str, Any]] = {}
     if is_token(principal):
         token = principal.token
         ranks = [ROLE_RANK[TOKEN_SCOPE_ROLE[s]] for s in token.scopes if s in TOKEN_SCOPE_ROLE]
-        roles = {}
         if ranks:
             best = max(ranks)
-            roles = {token.team_id: next(r for r, n in ROLE_RANK.items() if n == best)}
+            role = next(r for r, n in ROLE_RANK.items() if n == best)
+            memberships = {token.team_id: {"role": role}}
     else:
         from registry.models import Membership
 
-        roles = dict(Membership.objects.filter(user=principal).values_list("team_id", "role"))
-    principal._modelplane_team_roles = roles
-    return roles
+        rows = Membership.objects.filter(user=principal).values(
+            "team_id", "role", "is_approver", "is_on_call", "is_reviewer"
+        )
+        memberships = {row.pop("team_id"): row for row in rows}
+    principal._modelplane_team_roles = memberships
+    return memberships
+
+
+def team_roles(principal: Any) -> dict[int, str]:
+    """team id -> role for this principal."""
+    return {team_id: m["role"] for team_id, m in team_memberships(principal).items()}
 
 
 def forget_roles(principal: Any) -> None:
@@ -146,12 +178,20 @@ def can(principal: Any, action: Action, obj: Any) -> bool:
         return True  # the system acts on behalf of the control plane itself
     if not getattr(principal, "is_authenticated", False):
         return False
+    if is_token(principal) and action in HUMAN_ONLY:
+        return False
     if is_superuser(principal):
         return True
-    role = team_roles(principal).get(team_id_of(obj))
-    if role is None:
+    if action in PLATFORM_ONLY:
         return False
-    return ROLE_RANK[role] >= ROLE_RANK[REQUIRED_ROLE[action]]
+    membership = team_memberships(principal).get(team_id_of(obj))
+    if membership is None:
+        return False
+    if action in DUTY_REQUIRED and not membership.get(DUTY_REQUIRED[action]):
+        return False
+    if action in DUTY_GRANTS and membership.get(DUTY_GRANTS[action]):
+        return True
+    return ROLE_RANK[membership["role"]] >= ROLE_RANK[REQUIRED_ROLE[action]]
 
 
 def require(principal: Any, action: Action, obj: Any) -> None:

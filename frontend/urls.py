@@ -1,3 +1,3 @@
-from django.urls import path
+"""Routes of the portal pages (filled in as the pages land)."""
 
 urlpatterns: list = []

@@ -1,0 +1,314 @@
+"""Drift maths on known distributions: PSI, JS distance, KS/Wasserstein, profiles, reports."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from monitoring import drift
+from monitoring.drift import DriftStatus, DriftThresholds
+
+N = 20_000
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240601)
+
+
+@pytest.fixture
+def reference(rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(0.0, 1.0, N)
+
+
+def _psi_from_samples(ref: np.ndarray, cur: np.ndarray) -> float:
+    edges = drift.quantile_bin_edges(ref, bins=10)
+    return drift.psi(drift.bin_counts(ref, edges), drift.bin_counts(cur, edges))
+
+
+# PSI -----------------------------------------------------------------------------------------
+
+
+def test_identical_counts_have_zero_psi() -> None:
+    assert drift.psi([10, 20, 30, 0], [10, 20, 30, 0]) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_psi_does_not_depend_on_sample_size_only_on_proportions() -> None:
+    assert drift.psi([1, 2, 3], [2, 4, 6]) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_no_shift_gives_psi_below_warn(rng: np.random.Generator, reference: np.ndarray) -> None:
+    value = _psi_from_samples(reference, rng.normal(0.0, 1.0, N))
+    assert 0 <= value < 0.1
+
+
+def test_small_shift_lands_between_warn_and_alert(
+    rng: np.random.Generator, reference: np.ndarray
+) -> None:
+    # A 0.4 sd mean shift: PSI ~ 0.4^2 = 0.16 for fine bins of a normal.
+    value = _psi_from_samples(reference, rng.normal(0.4, 1.0, N))
+    assert 0.1 < value < 0.25
+
+
+def test_large_shift_gives_psi_above_alert(rng: np.random.Generator, reference: np.ndarray) -> None:
+    assert _psi_from_samples(reference, rng.normal(1.0, 1.0, N)) > 0.25
+
+
+def test_empty_bins_give_a_finite_psi() -> None:
+    value = drift.psi([100, 0, 50, 0], [0, 80, 0, 20])
+    assert math.isfinite(value) and value > 0.25
+
+
+def test_psi_matches_the_hand_computed_formula_without_empty_bins() -> None:
+    ref, cur = np.array([0.5, 0.3, 0.2]), np.array([0.4, 0.4, 0.2])
+    expected = float(np.sum((ref - cur) * np.log(ref / cur)))
+    assert drift.psi(ref * 1000, cur * 1000, eps=1e-12) == pytest.approx(expected, rel=1e-9)
+
+
+def test_psi_many_equals_psi_row_by_row(rng: np.random.Generator) -> None:
+    ref = rng.integers(0, 500, size=(20, 10))
+    cur = rng.integers(0, 500, size=(20, 10))
+    batched = drift.psi_many(ref, cur)
+    assert batched.shape == (20,)
+    assert batched == pytest.approx([drift.psi(r, c) for r, c in zip(ref, cur, strict=True)])
+
+
+def test_psi_rejects_mismatched_bins_and_negative_counts() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        drift.psi([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="negative"):
+        drift.psi([1, -2, 3], [1, 2, 3])
+    with pytest.raises(ValueError, match="no observations"):
+        drift.psi([0, 0], [1, 2])
+
+
+# Jensen-Shannon --------------------------------------------------------------------------------
+
+
+def test_identical_categories_have_zero_js_distance() -> None:
+    assert drift.js_distance({"a": 5, "b": 10}, {"b": 20, "a": 10}) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_small_categorical_wobble_is_below_js_warn() -> None:
+    assert drift.js_distance({"a": 500, "b": 300, "c": 200}, {"a": 480, "b": 310, "c": 210}) < 0.1
+
+
+def test_large_categorical_shift_is_above_js_alert() -> None:
+    value = drift.js_distance({"a": 800, "b": 150, "c": 50}, {"a": 100, "b": 200, "c": 700})
+    assert value > 0.2
+
+
+def test_unseen_categories_count_as_drift_and_stay_bounded() -> None:
+    assert drift.js_distance({"a": 10}, {"__other__": 10}) == pytest.approx(1.0)
+    value = drift.js_distance({"a": 90, "b": 10}, {"a": 90, "b": 5, "__other__": 5})
+    assert 0 < value < 1
+
+
+# Raw samples -----------------------------------------------------------------------------------
+
+
+def test_ks_and_wasserstein_agree_with_scipy(rng: np.random.Generator) -> None:
+    ref = rng.lognormal(0.0, 0.7, 5_000)
+    cur = rng.lognormal(0.1, 0.8, 3_000)
+    result = drift.compare_samples(ref, cur)
+    expected_ks = stats.ks_2samp(ref, cur, method="asymp")
+    assert result.ks_statistic == pytest.approx(expected_ks.statistic, rel=1e-12)
+    assert result.ks_pvalue == pytest.approx(expected_ks.pvalue, rel=1e-6)
+    assert result.wasserstein == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9)
+    assert drift.ks_statistic(ref, cur) == result.ks_statistic
+    assert drift.wasserstein(ref, cur) == result.wasserstein
+
+
+def test_ks_and_wasserstein_handle_ties_like_scipy() -> None:
+    ref = np.array([1, 1, 2, 2, 2, 3, 5], dtype=float)
+    cur = np.array([1, 2, 2, 3, 3, 3, 4, 5, 5], dtype=float)
+    assert drift.ks_statistic(ref, cur) == pytest.approx(stats.ks_2samp(ref, cur).statistic)
+    assert drift.wasserstein(ref, cur) == pytest.approx(stats.wasserstein_distance(ref, cur))
+
+
+def test_identical_samples_have_zero_ks_and_wasserstein(rng: np.random.Generator) -> None:
+    x = rng.normal(size=1_000)
+    assert drift.ks_statistic(x, x.copy()) == 0.0
+    assert drift.wasserstein(x, x[::-1]) == 0.0
+
+
+def test_raw_sample_metrics_reject_nan() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        drift.ks_statistic([1.0, float("nan")], [1.0, 2.0])
+
+
+# Binning and profiles --------------------------------------------------------------------------
+
+
+def test_bin_counts_follow_prometheus_le_buckets() -> None:
+    edges = [0.0, 1.0, 2.0, 3.0]  # le buckets 1.0, 2.0, +Inf
+    counts = drift.bin_counts([-5.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 99.0], edges)
+    # x == le belongs to that bucket; outside values go to the end bins.
+    assert counts.tolist() == [3, 2, 3]
+
+
+def test_bin_counts_match_counts_from_cumulative_buckets(rng: np.random.Generator) -> None:
+    x = rng.normal(size=1_000)
+    edges = drift.quantile_bin_edges(x, bins=5)
+    cumulative = {le: float(np.sum(x <= le)) for le in edges[1:-1]}
+    cumulative["+Inf"] = float(x.size)
+    assert drift.counts_from_cumulative(cumulative, edges).tolist() == (
+        drift.bin_counts(x, edges).tolist()
+    )
+
+
+def test_quantile_edges_give_equal_bins_on_continuous_data(reference: np.ndarray) -> None:
+    edges = drift.quantile_bin_edges(reference, bins=10)
+    counts = drift.bin_counts(reference, edges)
+    assert len(edges) == 11 and edges[0] == reference.min() and edges[-1] == reference.max()
+    assert counts.min() >= N / 10 - 2 and counts.max() <= N / 10 + 2
+
+
+def test_quantile_edges_are_deduplicated_on_tied_data() -> None:
+    binary = np.array([0.0] * 70 + [1.0] * 30)
+    edges = drift.quantile_bin_edges(binary, bins=10)
+    assert edges.tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert drift.bin_counts(binary, edges).tolist() == [70, 30, 0]
+
+
+def test_profile_from_samples_has_the_stored_shape(rng: np.random.Generator) -> None:
+    X = {
+        "amount": rng.exponential(50.0, 500),
+        "country": np.array(["fr", "de", "fr", "es"] * 125),
+    }
+    profile = drift.profile_from_samples(X, bins=4, predictions=np.array([0, 1] * 250))
+    amount = profile["features"]["amount"]
+    assert profile["rows"] == 500
+    assert amount["type"] == "numeric"
+    assert len(amount["counts"]) == len(amount["bin_edges"]) - 1
+    assert sum(amount["counts"]) == 500
+    assert profile["features"]["country"] == {
+        "type": "categorical",
+        "frequencies": {"fr": 250, "de": 125, "es": 125},
+    }
+    assert profile["prediction"]["type"] == "numeric"
+
+
+def test_profile_from_a_matrix_names_columns() -> None:
+    X = np.arange(20, dtype=float).reshape(10, 2)
+    profile = drift.profile_from_samples(X, bins=2, feature_names=["a", "b"])
+    assert set(profile["features"]) == {"a", "b"}
+
+
+# Prometheus buckets ----------------------------------------------------------------------------
+
+
+def test_counts_from_cumulative_rejects_buckets_that_do_not_match_the_profile() -> None:
+    with pytest.raises(ValueError, match="do not match"):
+        drift.counts_from_cumulative({"1": 3, "+Inf": 5}, [0.0, 1.0, 2.0, 3.0])
+
+
+def test_counts_from_cumulative_requires_an_inf_bucket() -> None:
+    with pytest.raises(ValueError, match="Inf"):
+        drift.counts_from_cumulative({"1": 3, "2": 5})
+
+
+def test_counts_from_increase_subtracts_scrapes_and_survives_a_reset() -> None:
+    start = {"1": 10, "2": 15, "+Inf": 20}
+    end = {"1": 14, "2": 25, "+Inf": 31}
+    assert drift.counts_from_increase(start, end).tolist() == [4, 6, 1]
+    after_restart = {"1": 2, "2": 3, "+Inf": 3}
+    assert drift.counts_from_increase(start, after_restart).tolist() == [2, 1, 0]
+
+
+# Reports ---------------------------------------------------------------------------------------
+
+
+def _profile(rng: np.random.Generator) -> dict:
+    X = {"x": rng.normal(0, 1, N), "y": rng.normal(5, 2, N), "c": np.array(["a", "b"] * (N // 2))}
+    return drift.profile_from_samples(X, bins=10, predictions=np.array([0, 1, 1, 1] * (N // 4)))
+
+
+def _live(profile: dict, samples: dict, prediction: dict) -> dict:
+    features = {}
+    for name, values in samples.items():
+        spec = profile["features"][name]
+        if spec["type"] == "numeric":
+            features[name] = drift.bin_counts(values, spec["bin_edges"]).tolist()
+        else:
+            uniques, counts = np.unique(values, return_counts=True)
+            features[name] = dict(zip(uniques.tolist(), counts.tolist(), strict=True))
+    return {"features": features, "prediction": prediction}
+
+
+def test_report_is_ok_without_drift_and_alerts_on_the_shifted_feature(
+    rng: np.random.Generator,
+) -> None:
+    profile = _profile(rng)
+    pred_edges = profile["prediction"]["bin_edges"]
+    prediction = drift.bin_counts(np.array([0, 1, 1, 1] * 500), pred_edges).tolist()
+    same = {"x": rng.normal(0, 1, 5_000), "y": rng.normal(5, 2, 5_000), "c": ["a", "b"] * 2_500}
+    report = drift.drift_report(profile, _live(profile, same, prediction))
+    assert report.status is DriftStatus.OK
+    assert report.drifted_features == []
+
+    shifted = dict(same, y=rng.normal(7, 2, 5_000))
+    report = drift.drift_report(profile, _live(profile, shifted, prediction))
+    assert report.status is DriftStatus.ALERT
+    assert report.features["y"].status is DriftStatus.ALERT
+    assert report.features["x"].status is DriftStatus.OK
+    assert report.drifted_features == ["y"]
+    stored = report.as_dict()
+    assert stored["features"]["y"]["metric"] == "psi"
+    assert stored["features"]["c"]["metric"] == "js_distance"
+    assert sum(stored["features"]["y"]["cur_proportions"]) == pytest.approx(1.0)
+
+
+def test_report_flags_prediction_drift(rng: np.random.Generator) -> None:
+    profile = _profile(rng)
+    same = {"x": rng.normal(0, 1, 5_000), "y": rng.normal(5, 2, 5_000), "c": ["a", "b"] * 2_500}
+    edges = profile["prediction"]["bin_edges"]
+    flipped = drift.bin_counts(np.array([0, 0, 0, 1] * 500), edges).tolist()
+    report = drift.drift_report(profile, _live(profile, same, flipped))
+    assert report.prediction is not None
+    assert report.prediction.status is DriftStatus.ALERT
+    assert report.status is DriftStatus.ALERT
+
+
+def test_report_with_too_little_live_data_is_insufficient_never_ok(
+    rng: np.random.Generator,
+) -> None:
+    profile = _profile(rng)
+    few = {"x": rng.normal(0, 1, 50), "y": rng.normal(5, 2, 50), "c": ["a", "b"] * 25}
+    report = drift.drift_report(profile, _live(profile, few, {}))
+    assert report.status is DriftStatus.INSUFFICIENT_DATA
+    assert all(f.value is None for f in report.features.values())
+    lenient = drift.drift_report(profile, _live(profile, few, {}), DriftThresholds(min_count=10))
+    assert lenient.features["x"].status is not DriftStatus.INSUFFICIENT_DATA
+
+
+def test_report_treats_a_missing_live_feature_as_insufficient(rng: np.random.Generator) -> None:
+    profile = _profile(rng)
+    report = drift.drift_report(profile, {"features": {}})
+    assert report.features["x"].status is DriftStatus.INSUFFICIENT_DATA
+    assert report.status is DriftStatus.INSUFFICIENT_DATA
+
+
+def test_report_accepts_cumulative_le_buckets() -> None:
+    profile = {
+        "features": {"x": {"type": "numeric", "bin_edges": [0, 1, 2, 3], "counts": [50, 30, 20]}},
+        "rows": 100,
+    }
+    live = {"features": {"x": {"1": 500, "2": 800, "+Inf": 1000}}}
+    report = drift.drift_report(profile, live)
+    assert report.features["x"].value == pytest.approx(0.0, abs=1e-12)
+    assert report.status is DriftStatus.OK
+
+
+def test_worst_status_ranks_insufficient_data_above_warn() -> None:
+    assert drift.worst_status([DriftStatus.OK, DriftStatus.WARN]) is DriftStatus.WARN
+    assert (
+        drift.worst_status([DriftStatus.WARN, DriftStatus.INSUFFICIENT_DATA])
+        is DriftStatus.INSUFFICIENT_DATA
+    )
+    assert drift.worst_status([DriftStatus.INSUFFICIENT_DATA, DriftStatus.ALERT]) is (
+        DriftStatus.ALERT
+    )
