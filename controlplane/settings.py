@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import structlog
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -184,7 +185,21 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # A lost message or a dead worker only delays a release: the sweep finds it again.
+    "deployments.sweep": {
+        "task": "deployments.sweep",
+        "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 10)),
+    },
+}
+
+# Where people reach the portal (links in notifications).
+PORTAL_URL = os.environ.get("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Dotted path of the release analyzer; empty means monitoring's (deployments/analysis.py).
+MODELPLANE_ANALYZER = os.environ.get("MODELPLANE_ANALYZER", "")
+# How often Celery beat sweeps active releases and rollbacks (a lost message only delays).
+SWEEP_INTERVAL_SECONDS = float(os.environ.get("SWEEP_INTERVAL_SECONDS", 10))
 
 # Artifact digests are verified for these URI schemes at registration.
 ARTIFACT_FETCH_TIMEOUT_SECONDS = float(os.environ.get("ARTIFACT_FETCH_TIMEOUT_SECONDS", 30))
@@ -198,7 +213,12 @@ LOGGING = {
     "formatters": {
         "json": {
             "()": "structlog.stdlib.ProcessorFormatter",
-            "processor": "structlog.processors.JSONRenderer",
+            "processor": structlog.processors.JSONRenderer(),
+            "foreign_pre_chain": [
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso"),
+            ],
         },
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},

@@ -1,3 +1,46 @@
-"""Routes of the portal pages (filled in as the pages land)."""
+"""Routes of the portal pages. Names are what templates, settings (LOGIN_URL="login",
+LOGIN_REDIRECT_URL="models") and later apps link to; never rename one without its users."""
 
-urlpatterns: list = []
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="frontend/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("models/", views.model_list, name="models"),
+    path("models/<slug:name>/", views.model_detail, name="model-detail"),
+    path(
+        "models/<slug:name>/aliases/<slug:alias>/delete/",
+        views.alias_delete,
+        name="alias-delete",
+    ),
+    path(
+        "models/<slug:name>/versions/<int:number>/",
+        views.version_detail,
+        name="version-detail",
+    ),
+    path("teams/", views.team_list, name="teams"),
+    path("teams/<slug:slug>/", views.team_detail, name="team-detail"),
+    path("teams/<slug:slug>/members/", views.member_set, name="team-member-set"),
+    path(
+        "teams/<slug:slug>/members/<str:username>/remove/",
+        views.member_remove,
+        name="team-member-remove",
+    ),
+    path("teams/<slug:slug>/tokens/", views.token_create, name="team-token-create"),
+    path(
+        "teams/<slug:slug>/tokens/<int:token_id>/revoke/",
+        views.token_revoke,
+        name="team-token-revoke",
+    ),
+    path("audit/", views.audit_log, name="audit-log"),
+]

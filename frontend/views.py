@@ -1,0 +1,400 @@
+"""Portal pages: thin views that read through registry selectors, write through registry services
+(always via `run_action`) and render templates. They must never hold a query, a permission rule
+or a state rule of their own; `can()` is only asked which buttons to show."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from django import forms as django_forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.views.decorators.http import require_http_methods
+
+from controlplane.audit import Actor
+from controlplane.errors import DomainError, Forbidden, NotFound
+from controlplane.permissions import Action, can, require, team_roles
+from registry import selectors, services
+from registry.filtersets import AuditEventFilterSet, ModelFilterSet
+from registry.models import RegisteredModel, Role, Team
+
+from .forms import AliasForm, MembershipForm, TokenForm, VersionUpdateForm, model_filter_form
+
+PAGE_SIZE = 25
+VERSIONS_SHOWN = 100
+MODEL_SORTS: dict[str, tuple[str, ...]] = {
+    "name": ("name",),
+    "-name": ("-name",),
+    "updated": ("updated_at", "name"),
+    "-updated": ("-updated_at", "name"),
+}
+_FAILED_ACTION = "_frontend_action_failed"
+
+View = Callable[..., HttpResponse]
+
+
+# The page helpers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a service call from a page came to: its return value, or the domain error."""
+
+    value: Any = None
+    error: DomainError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def status(self) -> int:
+        return 200 if self.error is None else self.error.status_code
+
+
+def run_action(
+    request: HttpRequest,
+    fn: Callable[..., Any],
+    *,
+    form: django_forms.Form | None = None,
+    success: str = "",
+    **kwargs: Any,
+) -> Outcome:
+    """Call a registry service as the signed-in user. A DomainError becomes a page message (and
+    an error on `form`, on the field it names), the action's writes are rolled back, and the
+    request's transaction is marked to roll back too; the caller re-renders with
+    `outcome.status`. This is the only try/except around a service in the pages."""
+    try:
+        # Our own savepoint: a failed action leaves nothing behind even when `fn` is not atomic,
+        # and the page can still read the database to re-render afterwards.
+        with transaction.atomic():
+            value = fn(actor=Actor.from_principal(request.user), **kwargs)
+    except DomainError as error:
+        setattr(request, _FAILED_ACTION, True)
+        field = error.field if form is not None and error.field in form.fields else None
+        if form is not None:
+            form.add_error(field, error.reason)
+        label = error.field.replace("_", " ") if error.field else ""
+        messages.error(request, f"{error.title}: {label + ' ' if label else ''}{error.reason}")
+        return Outcome(error=error)
+    if success:
+        messages.success(request, success)
+    return Outcome(value=value)
+
+
+def page(*methods: str) -> Callable[[View], View]:
+    """A login-required page answering only `methods`. Selector NotFound/Forbidden become
+    404/403, and a request whose action failed has its transaction rolled back (after the
+    response was rendered, which still needed to read)."""
+    allowed = list(methods) or ["GET"]
+    if "GET" in allowed:
+        allowed.append("HEAD")
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                response = view(request, *args, **kwargs)
+            except NotFound as error:
+                raise Http404(error.reason) from error
+            except Forbidden as error:
+                raise PermissionDenied(error.reason) from error
+            if (
+                getattr(request, _FAILED_ACTION, False)
+                and transaction.get_connection().in_atomic_block
+            ):
+                transaction.set_rollback(True)
+            return response
+
+        return login_required(require_http_methods(allowed)(wrapped))
+
+    return decorate
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    """An HTMX request that wants a fragment (a history restore wants the whole page)."""
+    return (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def _paginate(request: HttpRequest, queryset: Any) -> Page:
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _form_status(form: django_forms.Form, outcome: Outcome | None) -> int:
+    if outcome is not None:
+        return outcome.status
+    return 400 if form.is_bound and form.errors else 200
+
+
+# Home, models and versions --------------------------------------------------------------------
+
+
+@page("GET")
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("models")
+
+
+@page("GET")
+def model_list(request: HttpRequest) -> HttpResponse:
+    teams = list(selectors.teams_visible(request.user))
+    filterset = ModelFilterSet(
+        request.GET or None, queryset=selectors.model_list(request.user), request=request
+    )
+    form = model_filter_form(filterset.form, teams)
+    sort = request.GET.get("sort", "name")
+    if sort not in MODEL_SORTS:
+        sort = "name"
+    valid = not filterset.is_bound or filterset.is_valid()
+    models_qs = filterset.qs.order_by(*MODEL_SORTS[sort]) if valid else filterset.queryset.none()
+    context = {
+        "form": form,
+        "page_obj": _paginate(request, models_qs),
+        "sort": sort,
+        "can_create_in": [team for team in teams if can(request.user, Action.MODEL_CREATE, team)],
+    }
+    template = "frontend/models/_results.html" if is_htmx(request) else "frontend/models/list.html"
+    response = render(request, template, context, status=200 if valid else 400)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _model_page_context(
+    request: HttpRequest, model: RegisteredModel, alias_form: AliasForm | None = None
+) -> dict[str, Any]:
+    versions = list(selectors.version_list(model)[:VERSIONS_SHOWN])
+    members = list(selectors.team_members(model.team))
+    alias_form = alias_form or AliasForm()
+    alias_form.offer(versions)
+    return {
+        "model": model,
+        "versions": versions,
+        "aliases": list(selectors.alias_list(model)),
+        "owners": [m for m in members if m.role == Role.OWNER],
+        "events": selectors.audit_events_for(request.user, model),
+        "can_set_alias": can(request.user, Action.ALIAS_SET, model),
+        "alias_form": alias_form,
+    }
+
+
+@page("GET", "POST")
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """The model page; a POST points an alias at a version (in place with HTMX)."""
+    model = selectors.model_get(request.user, name)
+    form = AliasForm(request.POST if request.method == "POST" else None)
+    outcome = None
+    if form.is_bound and form.is_valid():
+        alias, number = form.cleaned_data["name"], form.cleaned_data["version"]
+        outcome = run_action(
+            request,
+            services.alias_set,
+            form=form,
+            model=model,
+            name=alias,
+            version_number=number,
+            success=f"Alias {alias} now points at v{number}.",
+        )
+        if outcome.ok:
+            if not is_htmx(request):
+                return redirect("model-detail", name=model.name)
+            form = AliasForm()  # a fresh form after an in-place change
+    context = _model_page_context(request, model, form)
+    template = (
+        "frontend/models/_alias_update.html"
+        if is_htmx(request) and request.method == "POST"
+        else "frontend/models/detail.html"
+    )
+    return render(request, template, context, status=_form_status(form, outcome))
+
+
+@page("POST")
+def alias_delete(request: HttpRequest, name: str, alias: str) -> HttpResponse:
+    model = selectors.model_get(request.user, name)
+    outcome = run_action(
+        request, services.alias_delete, model=model, name=alias, success=f"Alias {alias} removed."
+    )
+    if outcome.ok:
+        return redirect("model-detail", name=model.name)
+    context = _model_page_context(request, model)
+    return render(request, "frontend/models/detail.html", context, status=outcome.status)
+
+
+@page("GET", "POST")
+def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """A version page; a POST changes its status or tags through services.version_update."""
+    model = selectors.model_get(request.user, name)
+    version = selectors.version_get(model, number)
+    outcome = None
+    if request.method == "POST":
+        form = VersionUpdateForm(request.POST, version=version)
+        if form.is_valid():
+            outcome = run_action(
+                request,
+                services.version_update,
+                form=form,
+                version=version,
+                status=form.cleaned_data["status"],
+                tags=form.cleaned_data["tags"],
+                success=f"v{version.number} updated.",
+            )
+            if outcome.ok:
+                return redirect("version-detail", name=model.name, number=version.number)
+    else:
+        form = VersionUpdateForm(version=version)
+    context = {
+        "model": model,
+        "version": version,
+        "form": form,
+        "events": selectors.audit_events_for(request.user, version),
+        "can_update": can(request.user, Action.VERSION_UPDATE, version),
+    }
+    return render(
+        request, "frontend/models/version_detail.html", context, status=_form_status(form, outcome)
+    )
+
+
+# Teams, members and tokens --------------------------------------------------------------------
+
+
+@page("GET")
+def team_list(request: HttpRequest) -> HttpResponse:
+    roles = team_roles(request.user)
+    teams = [(team, roles.get(team.pk, "")) for team in selectors.teams_visible(request.user)]
+    return render(request, "frontend/teams/list.html", {"teams": teams})
+
+
+def _team_page(
+    request: HttpRequest,
+    team: Team,
+    *,
+    member_form: MembershipForm | None = None,
+    token_form: TokenForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "team": team,
+        "members": list(selectors.team_members(team)),
+        "tokens": list(selectors.team_tokens(team)),
+        "roles": Role.choices,
+        "can_manage_members": can(request.user, Action.TEAM_MANAGE_MEMBERS, team),
+        "can_manage_tokens": can(request.user, Action.TEAM_MANAGE_TOKENS, team),
+        "member_form": member_form or MembershipForm(),
+        "token_form": token_form or TokenForm(),
+    }
+    return render(request, "frontend/teams/detail.html", context, status=status)
+
+
+@page("GET")
+def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    return _team_page(request, selectors.team_get(request.user, slug))
+
+
+def _member_set(*, actor: Actor, team: Team, username: str, **fields: Any) -> Any:
+    # Permission before the user lookup, so only owners learn which usernames exist.
+    require(actor.principal, Action.TEAM_MANAGE_MEMBERS, team)
+    user = services.user_by_username(username)
+    return services.membership_set(actor=actor, team=team, user=user, **fields)
+
+
+def _member_remove(*, actor: Actor, team: Team, username: str) -> None:
+    require(actor.principal, Action.TEAM_MANAGE_MEMBERS, team)
+    services.membership_remove(actor=actor, team=team, user=services.user_by_username(username))
+
+
+@page("POST")
+def member_set(request: HttpRequest, slug: str) -> HttpResponse:
+    """Add a member or change a member's role and duties."""
+    team = selectors.team_get(request.user, slug)
+    form = MembershipForm(request.POST)
+    if not form.is_valid():
+        return _team_page(request, team, member_form=form, status=400)
+    data = form.cleaned_data
+    outcome = run_action(
+        request, _member_set, form=form, team=team, **data, success=f"{data['username']} saved."
+    )
+    if outcome.ok:
+        return redirect("team-detail", slug=team.slug)
+    return _team_page(request, team, member_form=form, status=outcome.status)
+
+
+@page("POST")
+def member_remove(request: HttpRequest, slug: str, username: str) -> HttpResponse:
+    team = selectors.team_get(request.user, slug)
+    outcome = run_action(
+        request, _member_remove, team=team, username=username, success=f"{username} removed."
+    )
+    if outcome.ok:
+        return redirect("team-detail", slug=team.slug)
+    return _team_page(request, team, status=outcome.status)
+
+
+@page("POST")
+def token_create(request: HttpRequest, slug: str) -> HttpResponse:
+    """Issue a token and show its secret on this one response; it is never shown again."""
+    team = selectors.team_get(request.user, slug)
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        return _team_page(request, team, token_form=form, status=400)
+    outcome = run_action(
+        request,
+        services.token_create,
+        form=form,
+        team=team,
+        name=form.cleaned_data["name"],
+        scopes=form.cleaned_data["scopes"],
+        expires_at=form.expires_at(),
+    )
+    if not outcome.ok:
+        return _team_page(request, team, token_form=form, status=outcome.status)
+    response = render(
+        request,
+        "frontend/teams/token_created.html",
+        {"team": team, "token": outcome.value.token, "secret": outcome.value.secret},
+        status=201,
+    )
+    add_never_cache_headers(response)  # the secret must not sit in any cache or history
+    return response
+
+
+@page("POST")
+def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse:
+    team = selectors.team_get(request.user, slug)
+    token = selectors.team_tokens(team).filter(pk=token_id).first()
+    if token is None:
+        raise Http404(f"team {team.slug} has no token {token_id}")
+    outcome = run_action(
+        request, services.token_revoke, token=token, success=f"Token {token.name} revoked."
+    )
+    if outcome.ok:
+        return redirect(reverse("team-detail", kwargs={"slug": team.slug}) + "#tokens")
+    return _team_page(request, team, status=outcome.status)
+
+
+# Audit log ------------------------------------------------------------------------------------
+
+
+@page("GET")
+def audit_log(request: HttpRequest) -> HttpResponse:
+    filterset = AuditEventFilterSet(
+        request.GET or None, queryset=selectors.audit_events(request.user), request=request
+    )
+    valid = not filterset.is_bound or filterset.is_valid()
+    events = filterset.qs if valid else filterset.queryset.none()
+    return render(
+        request,
+        "frontend/audit/list.html",
+        {"form": filterset.form, "page_obj": _paginate(request, events)},
+        status=200 if valid else 400,
+    )

@@ -1,0 +1,143 @@
+"""Query counts of every list and detail page stay flat as data grows (1 object vs 50), and
+never rise above the numbers recorded in frontend/query_counts.json: a ratchet against N+1.
+After a change that lowers a count, record it with UPDATE_QUERY_COUNTS=1."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+import frontend
+from controlplane.audit import Actor
+from registry import services
+from registry.models import Alias, AuditEvent, Membership, RegisteredModel, Team
+from tests.factories import (
+    MembershipFactory,
+    ModelVersionFactory,
+    RegisteredModelFactory,
+    UserFactory,
+    make_token,
+)
+
+COUNTS_FILE = Path(frontend.__file__).parent / "query_counts.json"
+SMALL, LARGE = 1, 50
+
+
+def grow_models(ctx: dict[str, Any], n: int) -> str:
+    for i in range(RegisteredModel.objects.filter(team=ctx["team"]).count(), n):
+        model = RegisteredModelFactory(name=f"model-{i:03d}", team=ctx["team"], tags=["t"])
+        ModelVersionFactory(model=model, number=1)
+    return "/models/"
+
+
+def scorer_of(ctx: dict[str, Any]) -> RegisteredModel:
+    if "model" not in ctx:
+        ctx["model"] = RegisteredModelFactory(name="scorer", team=ctx["team"])
+    return ctx["model"]
+
+
+def grow_model_detail(ctx: dict[str, Any], n: int) -> str:
+    model = scorer_of(ctx)
+    actor = Actor.from_principal(ctx["people"]["owner"])
+    for number in range(model.versions.count() + 1, n + 1):
+        ModelVersionFactory(model=model, number=number, created_by=ctx["people"]["maintainer"])
+        services.alias_set(actor=actor, model=model, name=f"alias-{number}", version_number=number)
+    return f"/models/{model.name}/"
+
+
+def grow_version_detail(ctx: dict[str, Any], n: int) -> str:
+    model = scorer_of(ctx)
+    if not model.versions.exists():
+        ModelVersionFactory(model=model, number=1)
+    version = model.versions.get(number=1)
+    actor = Actor.from_principal(ctx["people"]["owner"])
+    for i in range(Alias.objects.filter(version=version).count(), n):
+        services.alias_set(actor=actor, model=model, name=f"alias-{i}", version_number=1)
+    return f"/models/{model.name}/versions/1/"
+
+
+def grow_teams(ctx: dict[str, Any], n: int) -> str:
+    viewer = ctx["people"]["viewer"]
+    for i in range(Membership.objects.filter(user=viewer).count(), n):
+        MembershipFactory(team=Team.objects.create(slug=f"team-{i:03d}", name=f"T{i}"), user=viewer)
+    return "/teams/"
+
+
+def grow_team_detail(ctx: dict[str, Any], n: int) -> str:
+    team = ctx["team"]
+    for i in range(team.memberships.count(), n + 3):  # 3 people already in the team
+        MembershipFactory(team=team, user=UserFactory(username=f"member-{i:03d}"), role="viewer")
+    for i in range(team.tokens.count(), n):
+        make_token(team, ["read"], name=f"ci-{i:03d}", expires_in=timedelta(days=7))
+    return f"/teams/{team.slug}/"
+
+
+def grow_audit_log(ctx: dict[str, Any], n: int) -> str:
+    existing = AuditEvent.objects.count()
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            actor_type="user",
+            actor_label="owner",
+            action="model.update",
+            target_type="registry.registeredmodel",
+            target_id=str(i),
+            target_label=f"model-{i}",
+            team_id=ctx["team"].pk,
+            before={"risk_tier": "low"},
+            after={"risk_tier": "high"},
+            request_id=f"req-{i}",
+            occurred_at=timezone.now(),
+        )
+        for i in range(existing, n)
+    )
+    return "/audit/"
+
+
+PAGES: dict[str, Callable[[dict[str, Any], int], str]] = {
+    "models": grow_models,
+    "model-detail": grow_model_detail,
+    "version-detail": grow_version_detail,
+    "teams": grow_teams,
+    "team-detail": grow_team_detail,
+    "audit-log": grow_audit_log,
+}
+
+
+def count_queries(client: Any, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(queries)
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_the_page_query_count_is_flat_and_within_the_ratchet(page, browser_for, team, people):
+    ctx: dict[str, Any] = {"team": team, "people": people}
+    client = browser_for("viewer")
+    small = count_queries(client, PAGES[page](ctx, SMALL))
+    large = count_queries(client, PAGES[page](ctx, LARGE))
+    assert small == large, f"{page}: {small} queries with {SMALL} object, {large} with {LARGE}"
+    recorded = json.loads(COUNTS_FILE.read_text())
+    if os.environ.get("UPDATE_QUERY_COUNTS") == "1":
+        COUNTS_FILE.write_text(
+            json.dumps({**recorded, page: large}, indent=2, sort_keys=True) + "\n"
+        )
+        return
+    assert page in recorded, f"record {page} with UPDATE_QUERY_COUNTS=1"
+    assert large <= recorded[page], (
+        f"{page} now takes {large} queries, more than the {recorded[page]} recorded in "
+        f"{COUNTS_FILE.name}: find the new query (N+1?) before raising the number"
+    )
+
+
+def test_every_recorded_page_is_still_measured():
+    assert set(json.loads(COUNTS_FILE.read_text())) == set(PAGES)
