@@ -132,6 +132,7 @@ class KubernetesRuntime:
         readiness_path: str = "/v2/health/ready",
         liveness_path: str = "/v2/health/live",
         entrypoint_url: str | None = None,
+        version_url_template: str = "http://{service}.{namespace}.svc.cluster.local:{port}",
         request_timeout: float = 10.0,
         max_attempts: int = 5,
         backoff_base: float = 0.2,
@@ -149,6 +150,9 @@ class KubernetesRuntime:
             progress_deadline_seconds=progress_deadline_seconds,
         )
         self.entrypoint_url = entrypoint_url
+        # How the control plane reaches one version's Service for smoke tests: in-cluster DNS
+        # by default; a control plane outside the cluster sets its ingress or proxy here.
+        self.version_url_template = version_url_template
         self.request_timeout = request_timeout
         self.max_attempts = max(1, max_attempts)
         self.backoff_base = backoff_base
@@ -390,7 +394,9 @@ class KubernetesRuntime:
         )
         if live is None:
             return None
-        return f"http://{name}.{ns}.svc.cluster.local:{self.options.service_port}"
+        return self.version_url_template.format(
+            service=name, namespace=ns, port=self.options.service_port, version=version
+        )
 
 
 def _merge_for_replace(desired: Manifest, live: Manifest) -> Manifest:

@@ -179,6 +179,8 @@ class FakeApiServer:
         self._state = _State()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Engine and end-to-end tests set this: Deployments become ready as soon as written.
+        self.auto_ready = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -384,9 +386,21 @@ class FakeApiServer:
         else:
             with self._lock:
                 code, out = self._route(method, parts.path, query, body, ctype)
+                self._auto_ready_after(method, parts.path, code, out)
         with self._lock:
             self._state.log.append(LoggedRequest(method, parts.path, query, code, body))
         return code, out
+
+    def _auto_ready_after(self, method: str, path: str, code: int, out: Any) -> None:
+        """With `auto_ready`, play the deployment controller: a written Deployment with
+        replicas > 0 becomes ready at once (pods we cannot run here)."""
+        if not self.auto_ready or method not in {"POST", "PUT", "PATCH"} or code >= 300:
+            return
+        if "/deployments" not in path or path.endswith("/status") or not isinstance(out, dict):
+            return
+        meta = out.get("metadata") or {}
+        if (out.get("spec") or {}).get("replicas", 1) > 0 and meta.get("name"):
+            self.mark_deployment_ready(meta.get("namespace", "default"), meta["name"])
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, ctype: str

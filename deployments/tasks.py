@@ -1,0 +1,61 @@
+"""Thin Celery tasks: each calls the engine by id. Runtime errors retry with backoff; whatever
+happens, the beat sweep finds every active release again, so work is delayed, never lost."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import clock, engine
+from .models import Release, Rollback, RollbackState
+from .runtime.base import TransientRuntimeError
+
+RETRY = {
+    "autoretry_for": (TransientRuntimeError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@shared_task(name="deployments.reconcile_release", acks_late=True, **RETRY)
+def reconcile_release(release_id: int, force: bool = False) -> float | None:
+    delay = engine.reconcile(release_id, force=force)
+    if delay is not None:
+        reconcile_release.apply_async((release_id,), countdown=delay)
+    return delay
+
+
+@shared_task(name="deployments.execute_rollback", acks_late=True, **RETRY)
+def execute_rollback(rollback_id: int) -> float | None:
+    delay = engine.rollback_reconcile(rollback_id)
+    if delay is not None:
+        execute_rollback.apply_async((rollback_id,), countdown=delay)
+    return delay
+
+
+@shared_task(name="deployments.sweep")
+def sweep() -> dict[str, int]:
+    """Beat: enqueue every release that is due (or overdue: a lost message, a dead worker) and
+    every pending rollback."""
+    now = clock.now()
+    due = list(
+        Release.objects.active()
+        .exclude(state__in=["awaiting_approval", "paused"])
+        .filter(next_reconcile_at__lte=now)
+        .values_list("pk", flat=True)
+    )
+    stuck = list(
+        Release.objects.active()
+        .exclude(state__in=["awaiting_approval", "paused"])
+        .filter(next_reconcile_at__isnull=True)
+        .values_list("pk", flat=True)
+    )
+    for release_id in due + stuck:
+        reconcile_release.apply_async((release_id,), {"force": release_id in stuck})
+    rollbacks = list(
+        Rollback.objects.filter(state=RollbackState.PENDING).values_list("pk", flat=True)
+    )
+    for rollback_id in rollbacks:
+        execute_rollback.apply_async((rollback_id,))
+    return {"releases": len(due) + len(stuck), "rollbacks": len(rollbacks)}

@@ -1,0 +1,132 @@
+"""The reconcile loop on the fake Kubernetes API: canary to promotion, analysis verdicts."""
+
+from __future__ import annotations
+
+from deployments.models import ReleaseStep
+from tests.deployments.conftest import drive
+
+
+def test_a_first_release_goes_through_staging_and_serves_all_traffic(world):
+    release = drive(world.release(1))
+    assert release.state == "promoted", release.status_reason
+    assert world.weights() == {1: 100}
+    assert world.weights("ml-staging") == {1: 100}
+    world.deployment.refresh_from_db()
+    assert world.deployment.stable_version.number == 1
+    kinds = list(release.steps.values_list("kind", flat=True))
+    assert kinds.count("smoke") == 2  # staging and production
+    note = release.steps.get(kind="note")
+    assert "nothing to rehearse" in note.evidence["note"]
+
+
+def test_a_canary_walks_its_weights_and_promotes(promoted_v1):
+    world = promoted_v1
+    release = world.release(2)
+    seen = []
+    for _ in range(200):
+        release = drive(release, max_steps=1) if False else release
+        from deployments import clock, engine
+
+        release.refresh_from_db()
+        if release.state == "promoted":
+            break
+        for rollback in release.rollbacks.filter(state="pending"):
+            engine.rollback_reconcile(rollback.pk)
+        engine.reconcile(release.pk, force=True)
+        clock.advance(5)
+        weights = world.weights()
+        if weights and (not seen or seen[-1] != weights):
+            seen.append(weights)
+    release.refresh_from_db()
+    assert release.state == "promoted", release.status_reason
+    assert seen == [{1: 100}, {1: 95, 2: 5}, {1: 75, 2: 25}, {1: 50, 2: 50}, {2: 100}]
+    # The stable version kept its full size during the canary: rollback is a traffic shift.
+    assert world.replicas(1) == 3
+    world.deployment.refresh_from_db()
+    assert world.deployment.stable_version.number == 2
+    assert world.deployment.previous_stable_version.number == 1
+    analyses = ReleaseStep.objects.filter(release=release, kind="analysis")
+    assert [a.evidence["weight"] for a in analyses] == [5, 25, 50]
+    assert all(a.outcome == "pass" for a in analyses)
+
+
+def test_the_rollback_rehearsal_runs_in_staging(promoted_v1):
+    release = drive(promoted_v1.release(2))
+    rehearsal = [
+        s
+        for s in release.steps.all()
+        if s.plan_index is not None
+        and s.plan_index < len(release.plan)
+        and release.plan[s.plan_index]["phase"] == "rehearsal"
+        and s.kind in {"traffic", "smoke"}
+    ]
+    assert [(s.kind, release.plan[s.plan_index].get("version")) for s in rehearsal] == [
+        ("traffic", None),
+        ("smoke", 1),
+        ("traffic", None),
+        ("smoke", 2),
+    ]
+    assert promoted_v1.weights("ml-staging") == {2: 100}
+
+
+def test_new_versions_get_traffic_only_after_they_are_ready(promoted_v1):
+    world = promoted_v1
+    from deployments import clock, engine
+
+    world.fake.auto_ready = False
+    release = world.release(2)
+    for _ in range(30):
+        if world.fake.get("deployments", "ml-staging", "fraud-v2"):
+            world.fake.mark_deployment_ready("ml-staging", "fraud-v2")  # staging only
+        engine.reconcile(release.pk, force=True)
+        clock.advance(2)
+    release.refresh_from_db()
+    assert release.state == "progressing"
+    assert world.weights() == {1: 100}, "no traffic before v2 is observed ready"
+    assert release.plan[release.step_index]["action"] == "await_ready"
+    world.fake.mark_deployment_ready("ml-prod", "fraud-v2")
+    world.fake.auto_ready = True
+    assert drive(release).state == "promoted"
+
+
+def test_a_failing_analysis_rolls_back_on_its_own(promoted_v1):
+    world = promoted_v1
+    world.verdict("fail")
+    release = drive(world.release(2))
+    assert release.state == "rolled_back"
+    assert world.weights() == {1: 100}
+    assert world.replicas(2) == 0
+    rollback = release.rollbacks.get()
+    assert rollback.automatic and rollback.to_version.number == 1 and rollback.state == "done"
+    world.deployment.refresh_from_db()
+    assert world.deployment.stable_version.number == 1
+    assert release.steps.filter(kind="analysis", outcome="fail").count() == 1
+
+
+def test_an_inconclusive_analysis_pauses_and_notifies_once(promoted_v1):
+    world = promoted_v1
+    world.verdict("inconclusive")
+    release = drive(world.release(2), until={"paused"})
+    assert release.state == "paused"
+    assert world.weights() == {1: 95, 2: 5}, "never promotes on no data"
+    drive(release, max_steps=3, until={"never"}) if False else None
+    from deployments import clock, engine, services
+
+    for _ in range(3):
+        assert engine.reconcile(release.pk, force=True) is None
+        clock.advance(60)
+    release.refresh_from_db()
+    assert release.state == "paused"
+    services.release_resume(actor=world.maintainer, release=release)
+    release = drive(release, until={"paused"})
+    assert release.steps.filter(kind="notify").count() == 1
+    world.verdict("pass")
+    services.release_resume(actor=world.maintainer, release=release)
+    assert drive(release).state == "promoted"
+
+
+def test_an_inconclusive_analysis_never_counts_as_a_failure(promoted_v1):
+    promoted_v1.verdict("inconclusive")
+    release = drive(promoted_v1.release(2), until={"paused"})
+    assert not release.rollbacks.exists()
+    assert release.steps.filter(kind="analysis", outcome="fail").count() == 0
