@@ -29,8 +29,19 @@ def main() -> None:
     run(py, "manage.py", "check", env=check_env)
     run(py, "manage.py", "makemigrations", "--check", "--dry-run", env=check_env)
     workers = os.environ.get("PYTEST_WORKERS", "2")
-    run(py, "-m", "pytest", "-n", workers, "--dist", "loadfile", "-p", "no:cacheprovider",
-        *sys.argv[1:], env=env)
+    run(
+        py,
+        "-m",
+        "pytest",
+        "-n",
+        workers,
+        "--dist",
+        "loadfile",
+        "-p",
+        "no:cacheprovider",
+        *sys.argv[1:],
+        env=env,
+    )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,7 @@ elif CI:
 # One queue per test process, so concurrent runs (and xdist workers) never take each
 # other's tasks from the shared Redis.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("MODELPLANE_CELERY_QUEUE") or (
-    f"test-{_run}-"
-    f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    f"test-{_run}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 )
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast tests only

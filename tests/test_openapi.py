@@ -18,9 +18,13 @@ def schema(tmp_path_factory) -> dict:  # type: ignore[no-untyped-def]
 def test_it_documents_every_api_route(schema):
     documented = set(schema["paths"])
     for path in (
-        "/api/v1/teams/", "/api/v1/models/", "/api/v1/models/{name}/",
-        "/api/v1/models/{model_name}/versions/", "/api/v1/models/{model_name}/versions/{number}/",
-        "/api/v1/models/{model_name}/aliases/{alias}/", "/api/v1/audit-events/",
+        "/api/v1/teams/",
+        "/api/v1/models/",
+        "/api/v1/models/{name}/",
+        "/api/v1/models/{model_name}/versions/",
+        "/api/v1/models/{model_name}/versions/{number}/",
+        "/api/v1/models/{model_name}/aliases/{alias}/",
+        "/api/v1/audit-events/",
         "/api/v1/teams/{slug}/tokens/",
     ):
         assert path in documented, path

@@ -44,14 +44,32 @@ def celery_worker(
     from controlplane.celery import ping
 
     cmd = [
-        sys.executable, "-m", "celery", "-A", "controlplane", "worker",
-        "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", f"{name}@%h",
-        "--concurrency", str(concurrency), "--pool", "prefork",
-        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "controlplane",
+        "worker",
+        "-Q",
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        "-n",
+        f"{name}@%h",
+        "--concurrency",
+        str(concurrency),
+        "--pool",
+        "prefork",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
     ]
     log = log_path.open("ab")
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=worker_env(extra_env), stdout=log, stderr=subprocess.STDOUT,
+        cmd,
+        cwd=ROOT,
+        env=worker_env(extra_env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
