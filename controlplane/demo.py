@@ -1,19 +1,35 @@
-"""`make demo`: the product on its embedded defaults (SQLite, no servers). It migrates, creates a
-demo team with an owner, an approver and an on-call user (credentials printed), and serves the
-portal until Ctrl-C. It never touches a production database: it refuses when DATABASE_URL is set
-to anything but SQLite."""
+"""`make demo`: the whole product on one machine with no servers.
+
+It migrates a SQLite database, creates a demo team (owner, approver, on-call), trains a small real
+model into two versions and registers them by digest, sets up `staging` and `production` on the
+local runtime, and starts the web portal, a Celery worker and beat (filesystem broker unless
+REDIS_URL is set), the local runtime's supervisor and a traffic generator. v1 is released to
+production at once; v2 waits for an approver in the browser. Ctrl-C stops everything it started.
+It refuses to run against a database other than its own SQLite file."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+MODEL = "breast-cancer"
+DEPLOYMENT = "breast-cancer"
+DEMO_STRATEGY = {
+    "steps": [10, 50, 100],
+    "analysis_interval_seconds": 40,
+    "min_requests": 100,
+    "progress_deadline_seconds": 120,
+}
 
 
 def _setup_django() -> None:
@@ -24,7 +40,13 @@ def _setup_django() -> None:
     django.setup()
 
 
-def seed(password: str) -> dict[str, str]:
+def var_dir() -> Path:
+    from django.conf import settings
+
+    return Path(settings.VAR_DIR)
+
+
+def seed_people(password: str) -> dict[str, str]:
     """Demo people and team (idempotent: a re-run resets the printed passwords)."""
     from django.contrib.auth import get_user_model
 
@@ -35,21 +57,192 @@ def seed(password: str) -> dict[str, str]:
     people = {
         "owner": {"role": "owner", "is_approver": False, "is_on_call": False},
         "approver": {"role": "maintainer", "is_approver": True, "is_on_call": False},
-        "oncall": {"role": "maintainer", "is_approver": False, "is_on_call": True},
+        "oncall": {"role": "viewer", "is_approver": False, "is_on_call": True},
     }
     for username, duties in people.items():
         user, _ = user_model.objects.get_or_create(username=username)
         user.set_password(password)
+        user.email = f"{username}@demo.local"
         user.is_staff = user.is_superuser = username == "owner"
         user.save()
         Membership.objects.update_or_create(team=team, user=user, defaults=duties)
     return dict.fromkeys(people, password)
 
 
+def seed_model() -> None:
+    """Train and register the two demo versions, and set up the environments (idempotent)."""
+    from django.contrib.auth import get_user_model
+
+    from controlplane.audit import Actor
+    from deployments import services as deploy
+    from deployments.models import Deployment, Environment
+    from registry import services as registry
+    from registry.models import RegisteredModel, Team
+    from serving.demo_model import build_demo_versions
+
+    owner = Actor.from_principal(get_user_model().objects.get(username="owner"))
+    team = Team.objects.get(slug="demo")
+    model = RegisteredModel.objects.filter(name=MODEL).first()
+    if model is None:
+        model = registry.model_create(
+            actor=owner,
+            team=team,
+            name=MODEL,
+            risk_tier="medium",
+            description="Breast-cancer classifier (scikit-learn's "
+            "bundled dataset): the demo model.",
+            tags=["demo"],
+        )
+    if model.last_version_number < 2:
+        out = var_dir() / "artifacts" / "demo"
+        out.mkdir(parents=True, exist_ok=True)
+        print("  Training the demo model (two versions)...", flush=True)
+        for info in build_demo_versions(out):
+            manifest = info.manifest
+            registry.version_register(
+                actor=owner,
+                model=model,
+                artifact_uri=Path(info.path).resolve().as_uri(),
+                artifact_digest=info.digest,
+                framework=manifest.get("format", "sklearn-skops"),
+                input_schema=manifest["input_schema"],
+                output_schema=manifest["output_schema"],
+                example_requests=manifest.get("example_requests", [])[:3],
+                baseline_profile=manifest["baseline_profile"],
+                training_metrics=manifest.get("training_metrics", {}),
+                config={"schema_version": 1, "pipeline": manifest.get("format")},
+                source_commit="demo",
+                training_data_ref="sklearn:load_breast_cancer",
+            )
+    state_dir = str(var_dir() / "local-runtime")
+    if not Environment.objects.filter(name="staging").exists():
+        deploy.environment_create(
+            actor=owner,
+            name="staging",
+            runtime_kind="local",
+            runtime_config={"state_dir": state_dir, "namespace": "staging"},
+        )
+    if not Environment.objects.filter(name="production").exists():
+        deploy.environment_create(
+            actor=owner,
+            name="production",
+            runtime_kind="local",
+            runtime_config={"state_dir": state_dir, "namespace": "production"},
+            metrics_kind="local",
+            staging="staging",
+            is_production=True,
+            vcpu_hour_price=0.04,
+            gib_hour_price=0.005,
+        )
+    production = Environment.objects.get(name="production")
+    if not Deployment.objects.filter(environment=production, model=model).exists():
+        deploy.deployment_create(
+            actor=owner,
+            model=model,
+            environment=production,
+            name=DEPLOYMENT,
+            strategy="canary",
+            strategy_params=DEMO_STRATEGY,
+            replicas=1,
+            # The demo's "break v2" switch (POST /-/faults) is only open with this on.
+            env={"SERVING_ALLOW_FAULTS": "1"},
+            slo_latency_p95_ms=250,
+            slo_error_rate=0.02,
+        )
+
+
+def release_version(number: int, *, approve: bool) -> Any:
+    """Create a release of vN (as the owner); approve it as the approver when asked."""
+    from django.contrib.auth import get_user_model
+
+    from controlplane.audit import Actor
+    from deployments import services as deploy
+    from deployments.models import Deployment
+    from registry.models import ModelVersion
+
+    users = get_user_model().objects
+    deployment = Deployment.objects.get(name=DEPLOYMENT, environment__name="production")
+    active = deployment.releases.exclude(
+        state__in=["promoted", "rolled_back", "aborted", "rejected", "failed"]
+    ).first()
+    if active is not None or (
+        deployment.stable_version and deployment.stable_version.number >= number
+    ):
+        return active
+    version = ModelVersion.objects.get(model__name=MODEL, number=number)
+    release = deploy.release_create(
+        actor=Actor.from_principal(users.get(username="owner")),
+        deployment=deployment,
+        version=version,
+    )
+    if approve and release.state == "awaiting_approval":
+        deploy.release_decide(
+            actor=Actor.from_principal(users.get(username="approver")),
+            release=release,
+            decision="approve",
+            comment="demo: first version, approved at start-up",
+        )
+    return release
+
+
+class Processes:
+    """Children in their own process groups, stopped together (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, cmd: list[str], env: dict[str, str], quiet: bool = True) -> None:
+        log = (self.log_dir / f"{name}.log").open("ab") if quiet else None
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT if quiet else None,
+            start_new_session=True,
+        )
+        self.children.append((name, proc))
+
+    def dead(self) -> list[str]:
+        return [name for name, proc in self.children if proc.poll() is not None]
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, proc in self.children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+def wait_until_promoted(number: int, procs: Processes, timeout: float) -> bool:
+    from deployments.models import Deployment
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        deployment = Deployment.objects.select_related("stable_version").get(
+            name=DEPLOYMENT, environment__name="production"
+        )
+        if deployment.stable_version and deployment.stable_version.number >= number:
+            return True
+        if procs.dead():
+            print(f"  A demo process exited early: {procs.dead()} (see var/demo/*.log)")
+            return False
+        time.sleep(1)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    parser.add_argument("--rate", type=float, default=20.0, help="demo requests per second")
     parser.add_argument("--no-serve", action="store_true", help="set up, print, and exit")
     args = parser.parse_args(argv)
 
@@ -57,12 +250,25 @@ def main(argv: list[str] | None = None) -> int:
     if database_url and not database_url.startswith("sqlite"):
         print("The demo runs on its own SQLite database; unset DATABASE_URL.", file=sys.stderr)
         return 2
+    os.environ.setdefault("MODELPLANE_DEMO", "1")
+    os.environ.setdefault("PORTAL_URL", f"http://{args.host}:{args.port}")
     _setup_django()
+    from django.conf import settings
     from django.core.management import call_command
 
+    for folder in (
+        "broker/out",
+        "broker/processed",
+        "broker/control",
+        "results",
+        "demo",
+        "artifacts",
+    ):
+        (var_dir() / folder).mkdir(parents=True, exist_ok=True)
     call_command("migrate", interactive=False, verbosity=0)
     password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
-    logins = seed(password)
+    logins = seed_people(password)
+    seed_model()
 
     url = f"http://{args.host}:{args.port}/"
     print("\n  Model control plane demo")
@@ -70,23 +276,125 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  API docs: {url}api/docs/")
     for username, pw in logins.items():
         print(f"  Login:    {username} / {pw}")
-    print("  Stop with Ctrl-C.\n", flush=True)
     if args.no_serve:
         return 0
 
     env = os.environ.copy()
-    env.setdefault("MODELPLANE_DEMO", "1")
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", "--noreload", f"{args.host}:{args.port}"],
-        cwd=ROOT,
-        env=env,
-    )
+    env.update(MODELPLANE_DEMO="1", PYTHONUNBUFFERED="1")
+    demo_dir = var_dir() / "demo"
+    control = demo_dir / "traffic.json"
+    if not control.exists():
+        control.write_text(json.dumps({"drift": False, "rate": args.rate}))
+    py = sys.executable
+    procs = Processes(demo_dir)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the demo as cleanly as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
-        return server.wait()
+        procs.start(
+            "supervisor",
+            [
+                py,
+                "-m",
+                "deployments.runtime.supervisor",
+                "--state-dir",
+                str(var_dir() / "local-runtime"),
+            ],
+            env,
+        )
+        procs.start(
+            "worker",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "controlplane",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env,
+        )
+        procs.start(
+            "beat",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "controlplane",
+                "beat",
+                "--schedule",
+                str(demo_dir / "celerybeat-schedule"),
+                "--loglevel",
+                "INFO",
+            ],
+            env,
+        )
+        procs.start(
+            "web",
+            [
+                py,
+                "manage.py",
+                "runserver",
+                "--noreload",
+                "--skip-checks",
+                f"{args.host}:{args.port}",
+            ],
+            env,
+            quiet=False,
+        )
+        release_version(1, approve=True)
+        print("  Releasing v1 to production (staging, smoke test, then production)...", flush=True)
+        if not wait_until_promoted(1, procs, timeout=300):
+            print("  v1 did not reach production; see var/demo/*.log", file=sys.stderr)
+        from deployments import engine
+        from deployments.models import Deployment
+
+        deployment = Deployment.objects.select_related("environment", "model").get(
+            name=DEPLOYMENT, environment__name="production"
+        )
+        router = engine.runtime_of(deployment).endpoint(engine.deployment_ref(deployment))
+        procs.start(
+            "traffic",
+            [
+                py,
+                "-m",
+                "serving.traffic",
+                "--url",
+                router or "",
+                "--rate",
+                str(args.rate),
+                "--control",
+                str(control),
+            ],
+            env,
+        )
+        release = release_version(2, approve=False)
+        print(f"\n  v1 serves production through the router at {router}")
+        if release is not None:
+            print(f"  v2 waits for approval: {url}releases/{release.pk}/ (log in as approver)")
+        print(f"  Demo switches (drift, break v2): {url}demo/")
+        print(f"  Logs: {demo_dir}/*.log   Broker: {settings.CELERY_BROKER_URL.split(':')[0]}")
+        print("  Stop with Ctrl-C.\n", flush=True)
+        while not procs.dead():
+            time.sleep(1)
+        print(f"  A demo process exited: {procs.dead()} (see {demo_dir}/*.log)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=10)
+        print("\n  Stopping the demo...", flush=True)
         return 0
+    finally:
+        procs.stop()
 
 
 if __name__ == "__main__":

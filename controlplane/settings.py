@@ -96,8 +96,15 @@ if not DATABASE_URL:
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 DATABASES["default"]["ATOMIC_REQUESTS"] = True  # one transaction per request
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The demo's web, worker and beat share one SQLite file: WAL lets readers go on while one
+    # writes, and IMMEDIATE transactions take the write lock up front, so two writers queue
+    # (busy timeout) instead of failing half-way (SQLite has no SELECT ... FOR UPDATE).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -174,6 +181,7 @@ else:
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'results'}"
@@ -190,6 +198,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "deployments.sweep": {
         "task": "deployments.sweep",
         "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 10)),
+    },
+    # Only does work for environments whose metrics source is the local scrape (the demo).
+    "monitoring.scrape_local_metrics": {
+        "task": "monitoring.scrape_local_metrics",
+        "schedule": float(os.environ.get("LOCAL_SCRAPE_INTERVAL_SECONDS", 5)),
     },
 }
 

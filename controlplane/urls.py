@@ -6,6 +6,7 @@ from . import health
 
 api_v1 = [
     path("", include("registry.api.urls")),
+    path("", include("deployments.api.urls")),
 ]
 
 urlpatterns = [

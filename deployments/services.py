@@ -16,7 +16,7 @@ from controlplane.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from controlplane.permissions import Action, is_token, require
 from registry.models import ModelVersion, RegisteredModel, RiskTier, VersionStatus
 
-from . import clock, engine
+from . import clock, engine, policy
 from .models import (
     ACTIVE_STATES,
     Approval,
@@ -597,12 +597,7 @@ def release_pause(*, actor: Actor, release: Release, reason: str = "") -> Releas
     release = _locked(release)
     if release.state == ReleaseState.PAUSED:
         return release
-    if release.state not in (
-        ReleaseState.APPROVED,
-        ReleaseState.STAGING,
-        ReleaseState.REHEARSAL,
-        ReleaseState.PROGRESSING,
-    ):
+    if "pause" not in policy.allowed_actions(release):
         raise Conflict(f"a release that is {release.state} cannot be paused", field="state")
     release.paused_from = release.state
     engine.transition(
@@ -642,14 +637,14 @@ def release_promote(*, actor: Actor, release: Release, reason: str = "") -> Rele
     require(actor.principal, Action.RELEASE_OPERATE, release)
     release = _locked(release)
     step = release.current_step
-    paused_in_production = (
-        release.state == ReleaseState.PAUSED and release.paused_from == ReleaseState.PROGRESSING
-    )
-    if release.state != ReleaseState.PROGRESSING and not paused_in_production:
-        raise Conflict(f"a release that is {release.state} cannot be promoted", field="state")
-    if step is None or step["action"] != "analyze":
+    paused_in_production = release.state == ReleaseState.PAUSED
+    if "promote" not in policy.allowed_actions(release):
         current = step["action"] if step else "none"
-        raise Conflict(f"nothing to skip: the current step is {current}", field="state")
+        raise Conflict(
+            f"a release that is {release.state} at step {current} cannot be promoted: only "
+            "an analysis step of a production rollout can be skipped",
+            field="state",
+        )
     engine.record_step(
         release,
         "analysis",
@@ -727,20 +722,13 @@ def deployment_rollback(*, actor: Actor, deployment: Deployment, reason: str = "
         .get(pk=deployment.pk)
     )
     reason = reason or "rolled back by hand"
-    active = (
-        deployment.releases.filter(state__in=ACTIVE_STATES).select_for_update(of=("self",)).first()
-    )
+    decision = policy.rollback_target(deployment)
+    active = decision.active_release
+    if decision.pending_rollback_id is not None:
+        return Rollback.objects.get(pk=decision.pending_rollback_id)  # already going back
     if active is not None:
-        pending = active.rollbacks.filter(state="pending").order_by("-id").first()
-        if active.state == ReleaseState.ROLLING_BACK and pending is not None:
-            return pending  # already going back: idempotent
-        touched_production = any(
-            s.kind == "traffic"
-            and s.plan_index is not None
-            and active.plan[s.plan_index]["target"] == "target"
-            for s in active.steps.filter(kind="traffic")
-        )
-        if touched_production and active.from_version_id:
+        active = Release.objects.select_for_update(of=("self",)).get(pk=active.pk)
+        if decision.turn_around:
             rollback = engine.start_rollback(active, actor=actor, reason=reason)
             if rollback is not None:
                 audit.record(
@@ -751,14 +739,15 @@ def deployment_rollback(*, actor: Actor, deployment: Deployment, reason: str = "
                     after={"to_version": rollback.to_version.number, "release": active.pk},
                 )
                 return rollback
-        engine.transition(
-            active,
-            ReleaseState.ABORTED,
-            actor=actor,
-            kind="abort",
-            reason=f"aborted by a rollback of the deployment: {reason}",
-        )
-    target = deployment.previous_stable_version
+        else:
+            engine.transition(
+                active,
+                ReleaseState.ABORTED,
+                actor=actor,
+                kind="abort",
+                reason=f"aborted by a rollback of the deployment: {reason}",
+            )
+    target = decision.version
     if target is None:
         raise Conflict("there is no earlier promoted version to roll back to", field="deployment")
     existing = deployment.rollbacks.filter(state="pending", to_version=target).first()

@@ -4,7 +4,7 @@ LOGIN_REDIRECT_URL="models") and later apps link to; never rename one without it
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import deployment_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -43,4 +43,25 @@ urlpatterns = [
         name="team-token-revoke",
     ),
     path("audit/", views.audit_log, name="audit-log"),
+    # Deployments, releases and rollbacks (frontend/deployment_views.py).
+    path("deployments/", deployment_views.deployment_overview, name="deployments"),
+    path("deployments/<int:pk>/", deployment_views.deployment_detail, name="deployment-detail"),
+    path(
+        "deployments/<int:pk>/configs/",
+        deployment_views.deployment_configs,
+        name="deployment-configs",
+    ),
+    path(
+        "deployments/<int:pk>/rollback/",
+        deployment_views.deployment_rollback,
+        name="deployment-rollback",
+    ),
+    path("deployments/<int:pk>/releases/", deployment_views.release_start, name="release-start"),
+    path("releases/", deployment_views.release_list, name="releases"),
+    path("releases/<int:pk>/", deployment_views.release_detail, name="release-detail"),
+    path(
+        "releases/<int:pk>/<slug:verb>/",
+        deployment_views.release_action,
+        name="release-action",
+    ),
 ]

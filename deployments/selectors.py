@@ -1,0 +1,474 @@
+"""Reads of environments, deployments and releases shaped for the pages and the API, with their
+joins up front so query counts stay flat as data grows, plus pure shaping of what a release's
+plan and steps say (its path, gates, timeline). Nothing here writes or decides who may act."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from controlplane.errors import NotFound
+from controlplane.permissions import Action, require
+from registry.models import ModelVersion
+
+from . import policy
+from .models import (
+    ACTIVE_STATES,
+    Approval,
+    ApprovalDecision,
+    Deployment,
+    DeploymentConfig,
+    Environment,
+    Release,
+    ReleaseState,
+    ReleaseStep,
+    Rollback,
+)
+
+RECENT_RELEASES = 10
+RECENT_ROLLBACKS = 10
+
+# Environments ---------------------------------------------------------------------------------
+
+
+def environment_list() -> QuerySet[Environment]:
+    """Every environment: names and kinds are not secret, so any signed-in principal sees them."""
+    return Environment.objects.select_related("staging").order_by("name")
+
+
+def environment_get(name: str) -> Environment:
+    environment = environment_list().filter(name=name).first()
+    if environment is None:
+        raise NotFound(f"no environment {name!r}", field="environment")
+    return environment
+
+
+# Deployments ----------------------------------------------------------------------------------
+
+
+def _active_releases() -> Prefetch:
+    return Prefetch(
+        "releases",
+        queryset=Release.objects.filter(state__in=ACTIVE_STATES).select_related(
+            "version", "from_version"
+        ),
+        to_attr="active_releases",
+    )
+
+
+def _last_rollbacks() -> Prefetch:
+    # The newest rollback per deployment, in one query for the whole list (DISTINCT ON would
+    # be PostgreSQL-only; deployments have few rollbacks, so the page slices in Python).
+    return Prefetch(
+        "rollbacks",
+        queryset=Rollback.objects.select_related("to_version", "from_version").order_by(
+            "-created_at", "-id"
+        ),
+        to_attr="rollback_history",
+    )
+
+
+def deployment_list(principal: Any) -> QuerySet[Deployment]:
+    """Deployments the principal may see, each with `active_releases` (0 or 1) and
+    `rollback_history` prefetched: a constant number of queries for any number of rows."""
+    return (
+        Deployment.objects.visible_to(principal)
+        .select_related(
+            "model__team",
+            "environment",
+            "config",
+            "stable_version",
+            "previous_stable_version",
+        )
+        .prefetch_related(_active_releases(), _last_rollbacks())
+        .order_by("environment__name", "name")
+    )
+
+
+def deployment_get(principal: Any, deployment_id: int | str, *, field: str = "id") -> Deployment:
+    """One visible deployment; `field` names where the id came from (URL or request body)."""
+    try:
+        pk = int(deployment_id)
+    except (TypeError, ValueError):
+        raise NotFound(f"{deployment_id!r} is not a deployment id", field=field) from None
+    deployment = deployment_list(principal).filter(pk=pk).first()
+    if deployment is None:
+        raise NotFound(f"no deployment {deployment_id}", field=field)
+    require(principal, Action.DEPLOYMENT_VIEW, deployment)
+    return deployment
+
+
+def active_release(deployment: Deployment) -> Release | None:
+    """The deployment's active release, from the prefetch when there is one."""
+    releases = getattr(deployment, "active_releases", None)
+    if releases is None:
+        return (
+            deployment.releases.filter(state__in=ACTIVE_STATES)
+            .select_related("version", "from_version")
+            .first()
+        )
+    return releases[0] if releases else None
+
+
+def last_rollback(deployment: Deployment) -> Rollback | None:
+    history = getattr(deployment, "rollback_history", None)
+    if history is None:
+        return deployment.rollbacks.select_related("to_version", "from_version").first()
+    return history[0] if history else None
+
+
+def deployment_configs(deployment: Deployment) -> QuerySet[DeploymentConfig]:
+    """The config revision history, newest first."""
+    return deployment.configs.order_by("-revision")
+
+
+def deployment_releases(deployment: Deployment) -> QuerySet[Release]:
+    return deployment.releases.select_related("version", "from_version").order_by(
+        "-created_at", "-id"
+    )
+
+
+def deployment_rollbacks(deployment: Deployment) -> QuerySet[Rollback]:
+    return deployment.rollbacks.select_related("to_version", "from_version", "release").order_by(
+        "-created_at", "-id"
+    )
+
+
+def deployment_versions(deployment: Deployment) -> QuerySet[ModelVersion]:
+    """The versions of the deployment's model, newest first, to start a release with."""
+    return ModelVersion.objects.filter(model_id=deployment.model_id).order_by("-number")
+
+
+def deployment_version(deployment: Deployment, number: int) -> ModelVersion:
+    version = deployment_versions(deployment).select_related("model").filter(number=number).first()
+    if version is None:
+        raise NotFound(f"{deployment.model.name} has no version {number}", field="version")
+    return version
+
+
+def rollback_target(deployment: Deployment) -> ModelVersion | None:
+    """The version a press of the rollback button would put all traffic on (for the
+    confirmation); the rule itself is policy.rollback_target, which the service enforces."""
+    return policy.rollback_target(deployment).version
+
+
+@dataclass(frozen=True)
+class DeploymentTile:
+    """One deployment as the overview shows it."""
+
+    deployment: Deployment
+    release: Release | None
+    weights: list[tuple[int, int]]  # (version number, percent), highest weight first
+    state: str
+    state_label: str
+
+
+def deployment_tile(deployment: Deployment) -> DeploymentTile:
+    release = active_release(deployment)
+    if release is not None:
+        weights = traffic_weights(release)
+        state, label = release.state, release.get_state_display()
+    else:
+        stable = deployment.stable_version
+        weights = [(stable.number, 100)] if stable else []
+        state, label = ("serving", "Serving") if stable else ("empty", "Nothing deployed")
+    return DeploymentTile(deployment, release, weights, state, label)
+
+
+def deployment_tiles(principal: Any) -> list[tuple[Environment, list[DeploymentTile]]]:
+    """Per environment (production last), its deployments with their stable version, the
+    version of their active release and the traffic split: three queries in all."""
+    groups: dict[int, tuple[Environment, list[DeploymentTile]]] = {}
+    for deployment in deployment_list(principal):
+        env = deployment.environment
+        groups.setdefault(env.pk, (env, []))[1].append(deployment_tile(deployment))
+    return sorted(groups.values(), key=lambda g: (g[0].is_production, g[0].name))
+
+
+# Releases -------------------------------------------------------------------------------------
+
+
+def release_list(principal: Any) -> QuerySet[Release]:
+    return (
+        Release.objects.visible_to(principal)
+        .select_related(
+            "deployment__environment",
+            "deployment__model__team",
+            "version",
+            "from_version",
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def release_detail(principal: Any, release_id: int | str) -> Release:
+    """A release with its steps and approvals (and the approvers) prefetched."""
+    try:
+        pk = int(release_id)
+    except (TypeError, ValueError):
+        raise NotFound(f"{release_id!r} is not a release id", field="id") from None
+    release = (
+        release_list(principal)
+        .select_related("config", "author")
+        .prefetch_related(
+            Prefetch("steps", queryset=ReleaseStep.objects.order_by("id")),
+            Prefetch("approvals", queryset=Approval.objects.select_related("user")),
+        )
+        .filter(pk=pk)
+        .first()
+    )
+    if release is None:
+        raise NotFound(f"no release {release_id}", field="id")
+    require(principal, Action.DEPLOYMENT_VIEW, release)
+    return release
+
+
+def traffic_weights(release: Release) -> list[tuple[int, int]]:
+    """The split last applied in production as (version, percent), highest first; before any
+    traffic step, everything is still on the version the release started from."""
+    weights = (release.traffic or {}).get("weights") or {}
+    if not weights:
+        return [(release.from_version.number, 100)] if release.from_version_id else []
+    pairs = [(int(v), int(w)) for v, w in weights.items()]
+    return sorted(pairs, key=lambda p: (-p[1], -p[0]))
+
+
+@dataclass(frozen=True)
+class PathStep:
+    """One stop on a release's path, as the page draws it."""
+
+    index: int
+    phase: str
+    label: str
+    status: str  # done | current | pending | failed
+
+
+def _step_label(step: dict[str, Any]) -> str:
+    action = step["action"]
+    where = "staging" if step.get("target") == "staging" else "production"
+    if action == "traffic":
+        weights = ", ".join(f"v{v} {w}%" for v, w in step["weights"].items())
+        mirror = step.get("mirror")
+        if mirror:
+            weights += f", mirror {mirror['percent']}% to v{mirror['version']}"
+        return f"Traffic in {where}: {weights}"
+    if action == "analyze":
+        kind = "shadow analysis" if step.get("shadow") else f"analysis at {step['weight']}%"
+        return f"Canary {kind} over {int(step['interval_seconds'])}s"
+    if action == "deploy":
+        return f"Deploy v{step['version']} to {where} ({step['track']})"
+    if action == "await_ready":
+        return f"Wait for v{step['version']} ready in {where}"
+    if action == "smoke":
+        return f"Smoke-test v{step['version']} in {where}"
+    if action == "promote":
+        return f"Promote v{step['version']} in {where}"
+    return str(step.get("note") or action)
+
+
+def release_path(release: Release) -> list[PathStep]:
+    """The frozen plan with the current step marked, ending with the promotion."""
+    failed = release.state in (ReleaseState.FAILED, ReleaseState.ROLLED_BACK, ReleaseState.ABORTED)
+    out = []
+    for index, step in enumerate(release.plan):
+        if index < release.step_index or release.state == ReleaseState.PROMOTED:
+            status = "done"
+        elif index == release.step_index and not release.is_terminal:
+            status = "current"
+        elif index == release.step_index and failed:
+            status = "failed"
+        else:
+            status = "pending"
+        out.append(PathStep(index, step["phase"], _step_label(step), status))
+    return out
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A check a release must pass, and what decided it."""
+
+    name: str
+    label: str
+    status: str  # pending | passed | failed | skipped
+    detail: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    analysis: dict[str, Any] | None = None
+
+
+def _steps_at(steps: Iterable[ReleaseStep], indexes: set[int]) -> list[ReleaseStep]:
+    return [s for s in steps if s.plan_index in indexes]
+
+
+def _gate_from_plan(
+    name: str, label: str, release: Release, indexes: list[int], steps: list[ReleaseStep]
+) -> Gate:
+    """A gate that covers some plan steps: passed once all are behind the release, failed when
+    one failed, skipped when the plan has none or the release ended before reaching them."""
+    if not indexes:
+        return Gate(name, label, "skipped", "not in this release's plan")
+    at = _steps_at(steps, set(indexes))
+    failures = [s for s in at if s.outcome == "fail" and s.kind != "analysis"]
+    evidence = {s.kind: s.evidence for s in at if s.kind in ("smoke", "await_ready", "note")}
+    if failures:
+        return Gate(name, label, "failed", failures[-1].reason, failures[-1].evidence)
+    if release.step_index > max(indexes) or release.state == ReleaseState.PROMOTED:
+        notes = [s.evidence.get("note") for s in at if s.kind == "note"]
+        if notes and notes[0]:
+            return Gate(name, label, "skipped", str(notes[0]), evidence)
+        return Gate(name, label, "passed", f"{len(indexes)} steps done", evidence)
+    if release.is_terminal:
+        return Gate(name, label, "skipped", f"the release ended ({release.state}) before it")
+    return Gate(name, label, "pending", "", evidence)
+
+
+def release_gates(release: Release) -> list[Gate]:
+    """The gates of a release, computed from its plan and recorded steps: approvals (n of m),
+    staging deploy and smoke test, rollback rehearsal, and each production analysis."""
+    steps = list(release.steps.all())
+    approvals = list(release.approvals.all())
+    approved = [a for a in approvals if a.decision == ApprovalDecision.APPROVE]
+    rejected = [a for a in approvals if a.decision == ApprovalDecision.REJECT]
+    who = ", ".join(a.user.get_username() for a in approved)
+    count = f"{len(approved)} of {release.required_approvals}"
+    if release.required_approvals == 0:
+        approval = Gate("approvals", "Approvals", "skipped", "no approval required")
+    elif rejected:
+        approval = Gate(
+            "approvals",
+            "Approvals",
+            "failed",
+            f"rejected by {rejected[0].user.get_username()}: {rejected[0].comment}".rstrip(": "),
+        )
+    elif len(approved) >= release.required_approvals:
+        approval = Gate("approvals", "Approvals", "passed", f"{count}: {who}")
+    elif release.state != ReleaseState.AWAITING_APPROVAL:
+        approval = Gate("approvals", "Approvals", "skipped", f"{count}; release {release.state}")
+    else:
+        approval = Gate("approvals", "Approvals", "pending", count + (f": {who}" if who else ""))
+    gates = [approval]
+    plan = release.plan
+    staging = [i for i, s in enumerate(plan) if s["phase"] == "staging"]
+    rehearsal = [i for i, s in enumerate(plan) if s["phase"] == "rehearsal"]
+    gates.append(
+        _gate_from_plan("staging", "Staging deploy and smoke test", release, staging, steps)
+    )
+    gates.append(_gate_from_plan("rehearsal", "Rollback rehearsal", release, rehearsal, steps))
+    for index, step in enumerate(plan):
+        if step["action"] != "analyze":
+            continue
+        gates.append(_analysis_gate(release, index, step, steps))
+    return gates
+
+
+def _analysis_gate(
+    release: Release, index: int, step: dict[str, Any], steps: list[ReleaseStep]
+) -> Gate:
+    name = f"analysis-{index}"
+    label = "Shadow analysis" if step.get("shadow") else f"Canary analysis at {step['weight']}%"
+    results = [s for s in steps if s.plan_index == index and s.kind == "analysis"]
+    if results:
+        last = results[-1]
+        status = {"pass": "passed", "fail": "failed", "skipped": "skipped"}.get(
+            last.outcome, "pending"
+        )
+        detail = last.reason or last.outcome
+        if last.outcome == "inconclusive":
+            detail = f"inconclusive: {last.reason}"
+        return Gate(name, label, status, detail, last.evidence, analysis_table(last.evidence))
+    if release.step_index > index:
+        return Gate(name, label, "passed", "")
+    if release.is_terminal:
+        return Gate(name, label, "skipped", f"the release ended ({release.state}) before it")
+    return Gate(name, label, "pending", "")
+
+
+ANALYSIS_METRICS = (
+    ("requests", "Requests"),
+    ("errors", "Errors"),
+    ("error_rate", "Error rate"),
+    ("latency_p50", "Latency p50 (s)"),
+    ("latency_p95", "Latency p95 (s)"),
+    ("latency_p99", "Latency p99 (s)"),
+)
+
+
+def analysis_table(evidence: dict[str, Any]) -> dict[str, Any] | None:
+    """The numbers of an analysis step as rows a page can draw: stable vs canary per metric,
+    and each SLO check with its value and limit. None when the evidence holds no numbers."""
+    if not isinstance(evidence, dict):
+        return None
+    stable = evidence.get("stable_stats") or {}
+    canary = evidence.get("canary_stats") or {}
+    metrics = [
+        {"label": label, "stable": stable.get(key), "canary": canary.get(key)}
+        for key, label in ANALYSIS_METRICS
+        if stable.get(key) is not None or canary.get(key) is not None
+    ]
+    checks = [
+        {
+            "name": name,
+            "value": check.get("value"),
+            "limit": check.get("limit"),
+            "verdict": check.get("verdict"),
+        }
+        for name, check in sorted((evidence.get("slo_checks") or {}).items())
+        if isinstance(check, dict)
+    ]
+    comparisons = [
+        {
+            "name": name,
+            "verdict": cmp.get("verdict"),
+            "p_value": cmp.get("p_value"),
+            "reason": cmp.get("reason", ""),
+        }
+        for name, cmp in sorted((evidence.get("comparisons") or {}).items())
+        if isinstance(cmp, dict)
+    ]
+    if not (metrics or checks or comparisons):
+        return None
+    return {
+        "verdict": evidence.get("verdict"),
+        "metrics": metrics,
+        "checks": checks,
+        "comparisons": comparisons,
+    }
+
+
+RELEASE_VERBS = ("approve", "reject", "promote", "pause", "resume", "abort")
+
+
+def release_actions(principal: Any, release: Release) -> list[str]:
+    """The actions a page offers this principal on this release: the ones its state allows
+    (policy.allowed_actions, which the services enforce) that this principal may take."""
+    from controlplane.permissions import can, is_token
+
+    allowed = policy.allowed_actions(release)
+    offered: list[str] = []
+    user_pk = getattr(principal, "pk", None)
+    if (
+        "approve" in allowed
+        and not is_token(principal)
+        and can(principal, Action.RELEASE_APPROVE, release)
+        and (release.author_id is None or release.author_id != user_pk)
+    ):
+        offered += ["approve", "reject"]
+    if can(principal, Action.RELEASE_OPERATE, release):
+        offered += [a for a in ("promote", "pause", "resume", "abort") if a in allowed]
+    return offered
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    step: ReleaseStep
+    analysis: dict[str, Any] | None
+
+
+def release_timeline(release: Release) -> list[TimelineEntry]:
+    """The recorded steps, oldest first, each with its analysis numbers when it has some."""
+    return [
+        TimelineEntry(step, analysis_table(step.evidence) if step.kind == "analysis" else None)
+        for step in release.steps.all()
+    ]

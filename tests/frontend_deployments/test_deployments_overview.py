@@ -1,0 +1,51 @@
+"""/deployments/: per environment, each deployment with its stable version, the version of its
+active release, the traffic split and the state."""
+
+from __future__ import annotations
+
+from deployments.models import Release, ReleaseState
+from tests.deployments_api.builders import deployment_of, put_in_state, release_of
+from tests.factories import ModelVersionFactory, RegisteredModelFactory
+
+URL = "/deployments/"
+
+
+def test_it_shows_each_environment_with_its_deployments(browser_for, deployment, envs, team):
+    deployment_of(RegisteredModelFactory(name="churn", team=team), envs[0])
+    response = browser_for("viewer").get(URL)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.index('id="env-staging"') < html.index('id="env-production"')
+    assert f'href="/deployments/{deployment.pk}/"' in html
+    assert "<td>v2</td>" in html and '<span class="tag">v2 100%</span>' in html
+    assert "Nothing deployed" in html  # churn has no version serving
+    assert 'aria-current="page">Deployments</a>' in html
+
+
+def test_an_active_canary_shows_its_version_and_weights(browser_for, deployment, versions, people):
+    release = release_of(deployment, versions[3], people["maintainer"])
+    put_in_state(release, ReleaseState.PROGRESSING, action="analyze")
+    Release.objects.filter(pk=release.pk).update(traffic={"weights": {"2": 90, "3": 10}})
+    html = browser_for("viewer").get(URL).content.decode()
+    assert f'href="/releases/{release.pk}/">#{release.pk}: v3</a>' in html
+    assert '<span class="tag">v2 90%</span><span class="tag">v3 10%</span>' in html
+    assert "Rolling out" in html
+
+
+def test_an_outsider_sees_none_of_the_teams_deployments(browser_for, deployment):
+    html = browser_for("outsider").get(URL).content.decode()
+    assert "fraud-detector" not in html and "No deployments you can see yet." in html
+
+
+def test_it_requires_login(browser_for, deployment):
+    response = browser_for("anonymous").get(URL)
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_it_rejects_post(browser_for, deployment):
+    assert browser_for("owner").post(URL).status_code == 405
+
+
+def test_a_version_of_a_model_not_deployed_is_not_listed(browser_for, deployment, team):
+    ModelVersionFactory(model=RegisteredModelFactory(name="orphan", team=team), number=1)
+    assert "orphan" not in browser_for("viewer").get(URL).content.decode()
