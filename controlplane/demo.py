@@ -24,10 +24,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "breast-cancer"
 DEPLOYMENT = "breast-cancer"
+# Each canary step holds 45 s: at 20 requests/s a 20% canary sees ~180 requests, and 1 s
+# scrapes give the statistical comparison its 20+ samples per side.
 DEMO_STRATEGY = {
-    "steps": [10, 50, 100],
-    "analysis_interval_seconds": 40,
-    "min_requests": 100,
+    "steps": [20, 50, 100],
+    "analysis_interval_seconds": 45,
+    "min_requests": 50,
     "progress_deadline_seconds": 120,
 }
 
@@ -281,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = os.environ.copy()
     env.update(MODELPLANE_DEMO="1", PYTHONUNBUFFERED="1")
+    env.setdefault("LOCAL_SCRAPE_INTERVAL_SECONDS", "1")
     demo_dir = var_dir() / "demo"
     control = demo_dir / "traffic.json"
     if not control.exists():

@@ -1,0 +1,65 @@
+"""The demo's control panel (/demo/): drifted traffic on or off, and a fault in one version.
+Only in demo mode; the switches are deployments.demo_controls."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from deployments import demo_controls
+from deployments.models import Deployment
+
+from .views import page, run_action
+
+
+def _demo_deployment(request: HttpRequest) -> Deployment:
+    deployment = (
+        Deployment.objects.visible_to(request.user)
+        .select_related("environment", "model", "stable_version")
+        .filter(environment__metrics_kind="local")
+        .order_by("pk")
+        .first()
+    )
+    if deployment is None:
+        from controlplane.errors import NotFound
+
+        raise NotFound("no demo deployment is visible to you")
+    return deployment
+
+
+@page("GET", "POST")
+def demo_panel(request: HttpRequest) -> HttpResponse:
+    control = demo_controls.traffic_control()  # 404 outside demo mode
+    deployment = _demo_deployment(request)
+    if request.method == "POST":
+        if "drift" in request.POST:
+            run_action(
+                request,
+                demo_controls.traffic_control_set,
+                deployment=deployment,
+                drift=request.POST["drift"] == "on",
+                success="Traffic generator switched.",
+            )
+        else:
+            try:
+                version = int(request.POST.get("version", ""))
+            except ValueError:
+                version = -1
+            run_action(
+                request,
+                demo_controls.version_fault_set,
+                deployment=deployment,
+                version=version,
+                fault=request.POST.get("fault", ""),
+                success="Fault switch set.",
+            )
+        return redirect("demo")
+    context = {
+        "deployment": deployment,
+        "control": control,
+        "faults": demo_controls.version_faults(deployment),
+        "active_release": deployment.releases.exclude(
+            state__in=["promoted", "rolled_back", "aborted", "rejected", "failed"]
+        ).first(),
+    }
+    return render(request, "frontend/demo/panel.html", context)
