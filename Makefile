@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m controlplane.demo
+	$(BIN)/python -m controlplane.demo $(ARGS)
 
 test: install
 	$(BIN)/python -m tests.run

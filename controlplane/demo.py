@@ -240,6 +240,17 @@ def wait_until_promoted(number: int, procs: Processes, timeout: float) -> bool:
     return False
 
 
+def port_is_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -248,6 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-serve", action="store_true", help="set up, print, and exit")
     args = parser.parse_args(argv)
 
+    if not port_is_free(args.host, args.port) and not args.no_serve:
+        print(
+            f"Port {args.port} on {args.host} is in use: stop what uses it, or pass "
+            f"--port (make demo ARGS='--port 8001').",
+            file=sys.stderr,
+        )
+        return 2
     database_url = os.environ.get("DATABASE_URL", "")
     if database_url and not database_url.startswith("sqlite"):
         print("The demo runs on its own SQLite database; unset DATABASE_URL.", file=sys.stderr)

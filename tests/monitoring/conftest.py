@@ -165,11 +165,13 @@ def serve_module(demo_packages: dict[int, DemoPackage]) -> Iterator[ServeFactory
 
 
 def restart(served: ServedVersion) -> ServedVersion:
-    """Stop a process and start it again on the same port: its counters begin again at zero."""
+    """Stop a process and start it again on the same port: its counters begin again at zero.
+    The same object keeps the new process, so the fixture that started it also stops it."""
     served.stop()
     again = _launch(served.key.version, served.package, port=served.port)
-    _wait_ready([again])
-    return again
+    served.process, served.client = again.process, again.client
+    _wait_ready([served])
+    return served
 
 
 def warm_up(versions: Sequence[ServedVersion], prometheus: PrometheusServer) -> None:
