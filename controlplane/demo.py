@@ -224,15 +224,25 @@ class Processes:
 
 
 def wait_until_promoted(number: int, procs: Processes, timeout: float) -> bool:
-    from deployments.models import Deployment
+    """Until the release of vN has finished as promoted (not only its promote step)."""
+    from deployments.models import Release
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        deployment = Deployment.objects.select_related("stable_version").get(
-            name=DEPLOYMENT, environment__name="production"
+        release = (
+            Release.objects.filter(
+                deployment__name=DEPLOYMENT,
+                deployment__environment__name="production",
+                version__number=number,
+            )
+            .order_by("-id")
+            .first()
         )
-        if deployment.stable_version and deployment.stable_version.number >= number:
+        if release is not None and release.state == "promoted":
             return True
+        if release is not None and release.is_terminal:
+            print(f"  The release of v{number} ended {release.state}: {release.status_reason}")
+            return False
         if procs.dead():
             print(f"  A demo process exited early: {procs.dead()} (see var/demo/*.log)")
             return False
