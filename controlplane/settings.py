@@ -199,6 +199,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "deployments.sweep",
         "schedule": float(os.environ.get("SWEEP_INTERVAL_SECONDS", 10)),
     },
+    "deployments.collect_garbage": {"task": "deployments.collect_garbage", "schedule": 60.0},
     # Only does work for environments whose metrics source is the local scrape (the demo).
     "monitoring.scrape_local_metrics": {
         "task": "monitoring.scrape_local_metrics",

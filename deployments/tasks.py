@@ -34,6 +34,21 @@ def execute_rollback(rollback_id: int) -> float | None:
     return delay
 
 
+@shared_task(name="deployments.collect_garbage", ignore_result=True)
+def collect_garbage() -> int:
+    """Beat: scale down versions kept warm past their time, remove unreferenced ones."""
+    from . import gc
+    from .models import Deployment
+
+    done = 0
+    for deployment_id in Deployment.objects.filter(promoted_at__isnull=False).values_list(
+        "pk", flat=True
+    ):
+        collected = gc.collect(deployment_id)
+        done += len(collected.scaled_down) + len(collected.removed)
+    return done
+
+
 @shared_task(name="deployments.sweep")
 def sweep() -> dict[str, int]:
     """Beat: enqueue every release that is due (or overdue: a lost message, a dead worker) and
