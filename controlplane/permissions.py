@@ -194,6 +194,16 @@ def can(principal: Any, action: Action, obj: Any) -> bool:
     return ROLE_RANK[membership["role"]] >= ROLE_RANK[REQUIRED_ROLE[action]]
 
 
+def can_read_platform_metrics(principal: Any) -> bool:
+    """The control plane's own /metrics names every team's deployments: platform staff (a staff
+    or superuser session) or a CI token of any team with at least read scope (for dashboards)."""
+    if principal is None or not getattr(principal, "is_authenticated", False):
+        return False
+    if is_token(principal):
+        return any(ROLE_RANK[r] >= ROLE_RANK["viewer"] for r in team_roles(principal).values())
+    return is_superuser(principal) or bool(getattr(principal, "is_staff", False))
+
+
 def require(principal: Any, action: Action, obj: Any) -> None:
     if not can(principal, action, obj):
         raise Forbidden(f"You may not {action.value.replace('.', ' ').replace('_', ' ')} here.")

@@ -207,6 +207,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
 }
 
+# /metrics of the control plane: readable from loopback, by staff and read tokens; or by anyone.
+METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)
 # Where people reach the portal (links in notifications).
 PORTAL_URL = os.environ.get("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -35,6 +35,17 @@ class AnalysisRequest:
     query_overrides: dict[str, str] = field(default_factory=dict)
     drift_alert: float = 0.25
     baseline_profile: dict[str, Any] = field(default_factory=dict)
+    drift_warn: float = 0.1
+    # Per-replica requests of the release's config (both versions run on it):
+    # {"replicas", "cpu_request", "memory_request", "gpu"}; empty skips the cost check.
+    resources: dict[str, Any] = field(default_factory=dict)
+    # The environment's prices per hour: {"vcpu_hour", "gib_hour", "gpu_hour"}.
+    prices: dict[str, float] = field(default_factory=dict)
+    # The split last applied (Release.traffic): {"weights": {version: percent}, "mirror": ...}.
+    traffic: dict[str, Any] = field(default_factory=dict)
+    # Fail when the canary's cost per 1,000 predictions exceeds stable's by more than this
+    # (0.2 = 20%); None reports the numbers only.
+    max_cost_increase: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ class MonitoringAnalyzer:
     """Canary vs stable from the environment's metrics source (monitoring.analysis)."""
 
     def analyze(self, request: AnalysisRequest) -> AnalysisResult:
-        from monitoring.analysis import Thresholds, analyze_canary
+        from monitoring.analysis import DriftThresholds, Thresholds, analyze_canary
         from monitoring.sources.base import VersionKey
 
         source = metrics_source_for(
@@ -68,6 +79,9 @@ class MonitoringAnalyzer:
             max_error_rate=request.max_error_rate,
             max_latency_p95_seconds=request.max_latency_p95_seconds,
         )
+        drift = DriftThresholds(
+            warn=min(request.drift_warn, request.drift_alert), alert=request.drift_alert
+        )
         outcome = analyze_canary(
             source,
             VersionKey(request.model, request.stable_version),
@@ -75,10 +89,61 @@ class MonitoringAnalyzer:
             thresholds,
             request.window_seconds,
             request.min_requests,
+            baseline_profile=request.baseline_profile or None,
+            drift_thresholds=drift,
+            cost=cost_check_for(request),
         )
         return AnalysisResult(
             Verdict(str(outcome.verdict)), list(outcome.reasons), outcome.evidence
         )
+
+
+def traffic_shares(request: AnalysisRequest) -> tuple[float | None, float | None]:
+    """(stable, canary) fractions of live traffic under the split last applied: the canary's
+    weight, or its mirror percentage for a shadow (which sees copies of stable's traffic).
+    None when the split does not name the version."""
+    weights = {str(k): float(v) for k, v in (request.traffic.get("weights") or {}).items()}
+    mirror = request.traffic.get("mirror") or {}
+
+    def share(percent: float | None) -> float | None:
+        return percent / 100.0 if percent and 0 < percent <= 100 else None
+
+    stable = share(weights.get(str(request.stable_version)))
+    canary = share(weights.get(str(request.canary_version)))
+    if canary is None and str(mirror.get("version")) == str(request.canary_version):
+        canary = share(float(mirror.get("percent") or 0))
+    return stable, canary
+
+
+def cost_check_for(request: AnalysisRequest) -> Any:
+    """The cost check of a request, or None when it carries no resources or no price. Both
+    versions are priced on the release's config: same resources, so the comparison is one of
+    predictions served per replica."""
+    from monitoring.analysis import CostCheck, ReplicaResources
+    from monitoring.cost import CostRates
+
+    if not request.resources or not any(float(v or 0) > 0 for v in request.prices.values()):
+        return None  # no prices configured for the environment: nothing to compare
+    rates = CostRates(
+        vcpu_hour=float(request.prices.get("vcpu_hour", 0)),
+        gib_hour=float(request.prices.get("gib_hour", 0)),
+        gpu_hour=float(request.prices.get("gpu_hour", 0)),
+    )
+    resources = ReplicaResources(
+        cpu=request.resources.get("cpu_request", "0"),
+        memory=request.resources.get("memory_request", "0"),
+        gpus=float(request.resources.get("gpu", 0) or 0),
+        replicas=float(request.resources.get("replicas", 1) or 1),
+    )
+    stable_share, canary_share = traffic_shares(request)
+    return CostCheck(
+        rates=rates,
+        stable=resources,
+        canary=resources,
+        stable_share=stable_share,
+        canary_share=canary_share,
+        max_relative_increase=request.max_cost_increase,
+    )
 
 
 def metrics_source_for(kind: str, url: str, overrides: dict[str, str] | None = None) -> Any:

@@ -23,6 +23,7 @@ from django.db import DatabaseError, connection, transaction
 from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict
+from monitoring import kpi
 from registry.models import ModelVersion, Role
 
 from . import clock
@@ -193,6 +194,7 @@ def build_plan(
                     weight=weight,
                     interval_seconds=interval,
                     min_requests=min_requests,
+                    max_cost_increase=params.get("max_cost_increase"),
                 )
     elif strategy == Strategy.BLUE_GREEN:
         step("production", "deploy", version=new, track=Track.PREVIEW)
@@ -219,6 +221,7 @@ def build_plan(
             shadow=True,
             interval_seconds=max(interval, 1.0),
             min_requests=min_requests,
+            max_cost_increase=params.get("max_cost_increase"),
         )
         step("production", "traffic", weights={str(new): 100})
     else:  # rolling: low-risk models, no analysis
@@ -484,9 +487,23 @@ def _step_analyze(ctx: StepContext) -> Outcome:
         max_latency_p95_seconds=config.slo_latency_p95_ms / 1000.0,
         metrics_kind=deployment.environment.metrics_kind,
         metrics_url=deployment.environment.metrics_url,
-        query_overrides=config.metrics_queries or {},
+        query_overrides=kpi.query_templates(config.metrics_queries),
         drift_alert=config.drift_alert,
         baseline_profile=ctx.version(ctx.step["canary"]).baseline_profile or {},
+        drift_warn=config.drift_warn,
+        resources={
+            "replicas": config.replicas,
+            "cpu_request": config.cpu_request,
+            "memory_request": config.memory_request,
+            "gpu": config.gpu,
+        },
+        prices={
+            "vcpu_hour": float(deployment.environment.vcpu_hour_price),
+            "gib_hour": float(deployment.environment.gib_hour_price),
+            "gpu_hour": float(deployment.environment.gpu_hour_price),
+        },
+        traffic=ctx.release.traffic or {},
+        max_cost_increase=ctx.step.get("max_cost_increase"),
     )
     try:
         result = analyzer().analyze(request)

@@ -14,6 +14,7 @@ from controlplane import audit
 from controlplane.audit import Actor
 from controlplane.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from controlplane.permissions import Action, is_token, require
+from monitoring.kpi import KPI_KEY, parse_kpi
 from registry.models import ModelVersion, RegisteredModel, RiskTier, VersionStatus
 
 from . import clock, engine, policy
@@ -150,6 +151,7 @@ def validate_strategy(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
         "keep_warm_seconds",
         "mirror_percent",
         "progress_deadline_seconds",
+        "max_cost_increase",
     }
     unknown = set(params) - allowed
     if unknown:
@@ -177,6 +179,7 @@ def validate_strategy(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
         ("keep_warm_seconds", 0, 7 * 86400),
         ("mirror_percent", 1, 100),
         ("progress_deadline_seconds", 10, 86400),
+        ("max_cost_increase", 0, 100),  # relative: 0.2 = canary may cost 20% more
     ):
         if key in params:
             value = params[key]
@@ -250,10 +253,15 @@ def validate_config(values: dict[str, Any]) -> dict[str, Any]:
     if float(values.get("drift_warn", 0.1)) > float(values.get("drift_alert", 0.25)):
         raise ValidationFailed("must not exceed drift_alert", field="drift_warn")
     queries = values.get("metrics_queries", {})
-    if not isinstance(queries, dict) or not all(isinstance(v, str) for v in queries.values()):
+    if not isinstance(queries, dict):
         raise ValidationFailed(
             "must be an object of template name: PromQL", field="metrics_queries"
         )
+    for name, value in queries.items():
+        if name == KPI_KEY:
+            parse_kpi(value)  # the business KPI: {name, unit, good_direction, query}
+        elif not isinstance(value, str):
+            raise ValidationFailed("must be a PromQL template", field=f"metrics_queries.{name}")
     return values
 
 

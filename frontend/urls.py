@@ -65,3 +65,15 @@ urlpatterns = [
         name="release-action",
     ),
 ]
+
+# Monitoring tiles (frontend/monitoring_views.py); imported here so these entries stay appended.
+from . import monitoring_views  # noqa: E402
+
+urlpatterns += [
+    path("monitoring/", monitoring_views.monitoring_overview, name="monitoring"),
+    path(
+        "deployments/<int:pk>/monitoring/",
+        monitoring_views.deployment_monitoring,
+        name="deployment-monitoring",
+    ),
+]

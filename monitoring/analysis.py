@@ -1,17 +1,30 @@
 """Canary analysis: one judgement of a canary version against the stable version over a window,
-from a `MetricsSource`, against the deployment's SLO thresholds and with rank statistics.
+from a `MetricsSource`: the deployment's SLO thresholds, rank statistics against stable, then the
+canary's input and prediction drift against its baseline profile and its cost per prediction.
 
 It must never pass on missing evidence: too little traffic, too few intervals or a failed query
 is `inconclusive` (which pauses the release and asks a human), never `pass` and never `fail`.
+The one documented exception is drift with too few live observations per feature: it is noted
+in the evidence and does not hold back a verdict that error rate and latency already decide.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from monitoring.sources.base import MetricsSource, MetricsUnavailable, VersionKey, WindowStats
+from monitoring.cost import CostRates, Quantity, cost_per_1000, hourly_cost
+from monitoring.drift import DriftReport, DriftStatus, DriftThresholds, drift_report
+from monitoring.sources.base import (
+    FeatureCounts,
+    MetricsSource,
+    MetricsUnavailable,
+    NoData,
+    VersionKey,
+    WindowStats,
+)
 from monitoring.statistics import (
     DEFAULT_MIN_SAMPLES,
     Comparison,
@@ -22,7 +35,16 @@ from monitoring.statistics import (
     threshold_check,
 )
 
-__all__ = ["AnalysisVerdict", "Thresholds", "Verdict", "analyze_canary"]
+__all__ = [
+    "AnalysisVerdict",
+    "CostCheck",
+    "DriftThresholds",
+    "ReplicaResources",
+    "Thresholds",
+    "Verdict",
+    "analyze_canary",
+    "live_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,55 @@ class AnalysisVerdict:
         return {"verdict": str(self.verdict), "reasons": self.reasons, "evidence": self.evidence}
 
 
+@dataclass(frozen=True)
+class ReplicaResources:
+    """What one version runs on: per-replica requests (cores or a quantity such as "250m", GiB or
+    "512Mi"), GPUs per replica, and the number of replicas."""
+
+    cpu: Quantity
+    memory: Quantity
+    gpus: float = 0.0
+    replicas: float = 1.0
+
+    def hourly_cost(self, rates: CostRates) -> float:
+        # Requests only: the metrics source does not measure container usage, so this is the
+        # allocation a scheduler reserves (OpenCost's max(request, usage) with usage unknown).
+        return hourly_cost(self.cpu, 0.0, self.memory, 0.0, self.gpus, self.replicas, rates)
+
+
+@dataclass(frozen=True)
+class CostCheck:
+    """Canary vs stable cost per 1,000 predictions.
+
+    `*_share` is the fraction of live traffic each version was meant to receive (canary weight,
+    or the mirror percentage for a shadow). With it, each side's predictions per replica are
+    scaled to what that side would serve at the whole traffic, so a canary on 5% of the traffic
+    with as many replicas as stable is not billed for the 95% it never saw. Without it the raw
+    window figures are compared (right when replicas follow load, e.g. with an autoscaler).
+    `max_relative_increase` (e.g. 0.2 = 20% dearer) fails the analysis above it; None only
+    reports the numbers.
+    """
+
+    rates: CostRates
+    stable: ReplicaResources
+    canary: ReplicaResources
+    stable_share: float | None = None
+    canary_share: float | None = None
+    max_relative_increase: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stable_share", "canary_share"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"{name} must be within (0, 1]")
+        limit = self.max_relative_increase
+        if limit is not None and not (math.isfinite(limit) and limit >= 0):
+            raise ValueError("max_relative_increase must be a finite, non-negative number")
+        for side in (self.stable, self.canary):
+            if not side.replicas > 0:
+                raise ValueError("replicas must be positive")
+
+
 def analyze_canary(
     source: MetricsSource,
     stable: VersionKey,
@@ -78,9 +149,18 @@ def analyze_canary(
     window_seconds: float,
     min_requests: int,
     end: float | None = None,
+    *,
+    baseline_profile: Mapping[str, Any] | None = None,
+    drift_thresholds: DriftThresholds | None = None,
+    cost: CostCheck | None = None,
 ) -> AnalysisVerdict:
     """Judge the canary: inconclusive without enough data on both sides, fail on an SLO breach,
-    then fail when it is significantly and materially worse than stable, pass otherwise."""
+    fail when it is significantly and materially worse than stable; then fail on drift at or
+    over the alert threshold (against `baseline_profile`) and on a cost increase over
+    `cost.max_relative_increase`; inconclusive when a test could not decide; pass otherwise.
+
+    Without a baseline profile drift is not checked, without `cost` cost is not computed: both
+    are said so in the evidence."""
     evidence: dict[str, Any] = {
         "source": type(source).__name__,
         "stable": {"model": stable.model, "version": stable.version},
@@ -172,6 +252,22 @@ def analyze_canary(
         for name, comparison in comparisons.items()
         if comparison.verdict is Verdict.INCONCLUSIVE
     ]
+    # Drift and cost run even when a rank test was undecided: a drift alert or a cost breach is
+    # conclusive on its own and must roll back rather than pause.
+    warnings: list[str] = []
+    drift = _drift_check(
+        source, canary, window_seconds, canary_stats.end, baseline_profile, drift_thresholds
+    )
+    evidence["drift"] = drift.evidence
+    warnings += drift.warnings
+    costs = _cost_check(cost, stable_stats, canary_stats, window_seconds)
+    evidence["cost"] = costs.evidence
+    warnings += costs.warnings
+    evidence["warnings"] = warnings
+    failures = drift.failures + costs.failures
+    if failures:
+        return _verdict(Verdict.FAIL, failures, evidence)
+    undecided += drift.undecided + costs.undecided
     if undecided:
         return _verdict(Verdict.INCONCLUSIVE, undecided, evidence)
     return _verdict(
@@ -182,6 +278,187 @@ def analyze_canary(
         ],
         evidence,
     )
+
+
+@dataclass
+class _Check:
+    """The outcome of one post-statistics check: what goes in the evidence, and which reasons
+    fail the canary, leave it undecided, or are only warnings."""
+
+    evidence: dict[str, Any]
+    failures: list[str] = field(default_factory=list)
+    undecided: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def live_counts(counts: FeatureCounts) -> dict[str, Any]:
+    """A source's `FeatureCounts` in the shape `drift_report` takes. Numeric features go back to
+    cumulative `le` buckets, so drift_report checks them against the profile's bin edges (a
+    version exporting other buckets than its profile is an error, not a silent misalignment)."""
+    features: dict[str, Any] = {}
+    for name, numeric in counts.numeric.items():
+        running = 0.0
+        cumulative: dict[float, float] = {}
+        for bound, count in zip(numeric.upper_bounds, numeric.counts, strict=True):
+            running += count
+            cumulative[bound] = running
+        features[name] = cumulative
+    features.update({name: dict(cats) for name, cats in counts.categorical.items()})
+    return {"features": features, "prediction": dict(counts.prediction_classes) or None}
+
+
+def _drift_check(
+    source: MetricsSource,
+    canary: VersionKey,
+    window_seconds: float,
+    end: float,
+    baseline_profile: Mapping[str, Any] | None,
+    thresholds: DriftThresholds | None,
+) -> _Check:
+    thresholds = thresholds or DriftThresholds()
+    if not baseline_profile or not (
+        baseline_profile.get("features") or baseline_profile.get("prediction")
+    ):
+        reason = "drift not checked: the canary version has no baseline profile"
+        return _Check({"status": "not_checked", "reason": reason}, warnings=[reason])
+    try:
+        found = source.batch_feature_counts([canary], window_seconds, end=end)[canary]
+    except MetricsUnavailable as exc:
+        found = exc
+    if isinstance(found, NoData):
+        # The runtime exports no feature histograms (e.g. Triton): nothing to judge, like too few
+        # observations. Error rate and latency decide.
+        reason = f"drift not checked: no live feature counts ({found.reason})"
+        return _Check(
+            {"status": "no_data", "reason": reason, "unavailable": found.to_dict()},
+            warnings=[reason],
+        )
+    if isinstance(found, MetricsUnavailable):
+        # A failed query is not "little data": we do not know, so we do not pass.
+        reason = f"drift query failed: {found.reason}"
+        return _Check(
+            {"status": "unavailable", "reason": reason, "unavailable": found.to_dict()},
+            undecided=[reason],
+        )
+    try:
+        report = drift_report(baseline_profile, live_counts(found), thresholds)
+    except ValueError as exc:
+        # The live buckets do not line up with the profile: the drift cannot be measured, and
+        # the version's metrics contract is broken, which a human has to look at.
+        reason = f"drift cannot be computed: {exc}"
+        return _Check({"status": "invalid", "reason": reason}, undecided=[reason])
+    return _judge_drift(report)
+
+
+def _judge_drift(report: DriftReport) -> _Check:
+    judged = [*report.features.values(), *([report.prediction] if report.prediction else [])]
+    summary = {
+        "status": str(report.status),
+        "psi_max": _max_value(f.value for f in judged if f.metric == "psi"),
+        "js_max": _max_value(f.value for f in judged if f.metric == "js_distance"),
+        **report.as_dict(),
+    }
+    check = _Check(summary)
+
+    def describe(f: Any, limit: float) -> str:
+        metric = "PSI" if f.metric == "psi" else "JS distance"
+        return f"{f.name} {metric} {f.value:.3f} (limit {limit:g})"
+
+    t = report.thresholds
+    by_status: dict[DriftStatus, list[str]] = {status: [] for status in DriftStatus}
+    for f in judged:
+        alert, warn = (t.alert, t.warn) if f.metric == "psi" else (t.js_alert, t.js_warn)
+        if f.status is DriftStatus.ALERT:
+            by_status[f.status].append(describe(f, alert))
+        elif f.status is DriftStatus.WARN:
+            by_status[f.status].append(describe(f, warn))
+        elif f.status is DriftStatus.INSUFFICIENT_DATA:
+            by_status[f.status].append(f"{f.name} ({f.reason})")
+    if by_status[DriftStatus.ALERT]:
+        check.failures.append(
+            "canary drift at or over the alert threshold: "
+            + ", ".join(by_status[DriftStatus.ALERT])
+        )
+    if by_status[DriftStatus.WARN]:
+        check.warnings.append(
+            "canary drift over the warning threshold: " + ", ".join(by_status[DriftStatus.WARN])
+        )
+    if by_status[DriftStatus.INSUFFICIENT_DATA]:
+        # Decision (docs/analysis.md): too few live observations leaves drift unjudged for those
+        # features but does not hold back a verdict that error rate and latency decide.
+        check.warnings.append(
+            "drift not judged (too little data, not blocking): "
+            + ", ".join(by_status[DriftStatus.INSUFFICIENT_DATA])
+        )
+    return check
+
+
+def _max_value(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _cost_check(
+    cost: CostCheck | None, stable: WindowStats, canary: WindowStats, window_seconds: float
+) -> _Check:
+    if cost is None:
+        reason = "cost not checked: no prices or resources were given"
+        return _Check({"status": "not_checked", "reason": reason})
+    hours = window_seconds / 3600.0
+    # Normalising one side only would compare two different things: both shares or neither.
+    by_share = cost.stable_share is not None and cost.canary_share is not None
+    sides: dict[str, dict[str, Any]] = {}
+    normalised: dict[str, float | None] = {}
+    for role, stats, resources, share in (
+        ("stable", stable, cost.stable, cost.stable_share if by_share else None),
+        ("canary", canary, cost.canary, cost.canary_share if by_share else None),
+    ):
+        per_replica_hour = resources.hourly_cost(cost.rates) / resources.replicas
+        throughput = stats.predictions / resources.replicas / hours  # per replica-hour
+        at_full = throughput / share if share else throughput
+        normalised[role] = (
+            per_replica_hour / at_full * 1000.0 if at_full > 0 and per_replica_hour > 0 else None
+        )
+        sides[role] = {
+            "replicas": resources.replicas,
+            "hourly_cost": per_replica_hour * resources.replicas,
+            "window_cost": per_replica_hour * resources.replicas * hours,
+            "predictions": stats.predictions,
+            "predictions_per_replica_hour": throughput,
+            "traffic_share": share,
+            "cost_per_1000": cost_per_1000(
+                per_replica_hour * resources.replicas * hours, stats.predictions
+            ),
+            "cost_per_1000_at_full_traffic": normalised[role],
+        }
+    evidence: dict[str, Any] = {
+        "rates": asdict(cost.rates),
+        "stable": sides["stable"],
+        "canary": sides["canary"],
+        "max_relative_increase": cost.max_relative_increase,
+        "normalised_by_traffic_share": by_share,
+    }
+    stable_cost, canary_cost = normalised["stable"], normalised["canary"]
+    if stable_cost is None or canary_cost is None:
+        reason = "cost per prediction unknown (no predictions, or zero prices)"
+        evidence.update(status="unknown", relative_increase=None, reason=reason)
+        if cost.max_relative_increase is None:
+            return _Check(evidence, warnings=[reason])
+        return _Check(evidence, undecided=[f"cost limit set but {reason}"])
+    increase = canary_cost / stable_cost - 1.0
+    evidence["relative_increase"] = increase
+    limit = cost.max_relative_increase
+    if limit is not None and increase > limit:
+        evidence["status"] = "exceeded"
+        return _Check(
+            evidence,
+            failures=[
+                f"canary costs {canary_cost:.4g} per 1,000 predictions against stable's "
+                f"{stable_cost:.4g} (+{increase:.0%}, limit +{limit:.0%})"
+            ],
+        )
+    evidence["status"] = "ok" if limit is not None else "reported"
+    return _Check(evidence)
 
 
 def _compare(

@@ -189,7 +189,11 @@ class ConfigFieldsSerializer(StrictSerializer):
     monthly_budget = serializers.DecimalField(
         max_digits=12, decimal_places=2, required=False, allow_null=True
     )
-    metrics_queries = serializers.DictField(child=StrictCharField(), required=False)
+    metrics_queries = serializers.DictField(
+        required=False,
+        help_text="PromQL template overrides by name, and an optional business KPI under `kpi`: "
+        "{name, unit, good_direction: up|down, query}.",
+    )
 
 
 class DeploymentCreateSerializer(ConfigFieldsSerializer):

@@ -1,0 +1,82 @@
+"""Monitoring pages: the overview of every visible deployment (worst first) and one deployment's
+tiles per track, both refreshed in place by HTMX every 10 seconds. Thin views over
+monitoring.selectors; they never query a metrics source or the database themselves.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+
+from monitoring import selectors
+
+from .views import is_htmx, page
+
+REFRESH_SECONDS = 10
+
+
+class WindowForm(forms.Form):
+    window = forms.ChoiceField(
+        label="Window",
+        choices=[(label, f"Last {label}") for label in selectors.WINDOWS],
+        required=False,
+        initial=selectors.DEFAULT_WINDOW,
+    )
+
+    def chosen(self) -> str:
+        """The valid choice, or the default (the page then says why with a 400)."""
+        if self.is_bound and self.is_valid():
+            return self.cleaned_data["window"] or selectors.DEFAULT_WINDOW
+        return selectors.DEFAULT_WINDOW
+
+
+def _window(request: HttpRequest) -> tuple[WindowForm, str, int, int]:
+    form = WindowForm(request.GET if "window" in request.GET else None)
+    label, seconds = selectors.window_of(form.chosen())
+    status = 400 if form.is_bound and not form.is_valid() else 200
+    return form, label, seconds, status
+
+
+def _respond(
+    request: HttpRequest, full: str, fragment: str, context: dict, status: int
+) -> HttpResponse:
+    template = fragment if is_htmx(request) else full
+    response = render(request, template, {**context, "refresh": REFRESH_SECONDS}, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    add_never_cache_headers(response)
+    return response
+
+
+@page("GET")
+def monitoring_overview(request: HttpRequest) -> HttpResponse:
+    form, label, seconds, status = _window(request)
+    healths = selectors.monitoring_overview(request.user, seconds)
+    context = {
+        "form": form,
+        "window": label,
+        "healths": healths,
+        "counts": selectors.health_counts(healths),
+    }
+    return _respond(
+        request,
+        "frontend/monitoring/overview.html",
+        "frontend/monitoring/_overview_live.html",
+        context,
+        status,
+    )
+
+
+@page("GET")
+def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
+    form, label, seconds, status = _window(request)
+    health = selectors.deployment_monitoring(request.user, pk, seconds)
+    context = {"form": form, "window": label, "health": health, "deployment": health.deployment}
+    return _respond(
+        request,
+        "frontend/monitoring/deployment.html",
+        "frontend/monitoring/_deployment_live.html",
+        context,
+        status,
+    )
