@@ -62,6 +62,7 @@ ENGINE = Actor.system("release-engine")
 POLL_SECONDS = 2.0  # how soon to look again while waiting on the runtime
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
 SMOKE_TIMEOUT_SECONDS = 10.0
+ROUTE_PROPAGATION_SECONDS = 30.0  # how long a routed smoke test waits for a traffic switch
 
 PHASE_STATE = {
     "staging": ReleaseState.STAGING,
@@ -400,6 +401,14 @@ def _step_traffic(ctx: StepContext) -> Outcome:
         mirror=Mirror(version=mirror["version"], percent=mirror["percent"]) if mirror else None,
     )
     ctx.runtime.set_traffic(ctx.ref, split)
+    if not ctx.runtime.traffic_applied(ctx.ref, split):
+        # Written, not yet served: the next look re-applies (idempotent) and checks again. The
+        # step (and whatever follows it, analysis windows, scale-downs) waits for the data plane.
+        if ctx.elapsed() > DEFAULT_PROGRESS_DEADLINE_SECONDS:
+            return fail(
+                "the traffic change never reached the data plane", weights=ctx.step["weights"]
+            )
+        return wait(1.0, waiting_for="route", weights=ctx.step["weights"])
     if ctx.step["target"] == "target":
         ctx.release.traffic = {"weights": ctx.step["weights"], "mirror": mirror}
     return done(weights=ctx.step["weights"], mirror=mirror)
@@ -451,6 +460,10 @@ def _step_smoke(ctx: StepContext) -> Outcome:
     if ctx.step.get("routed") and passed:
         served = {r.get("served_by") for r in evidence.get("results", [])} - {None}
         if served and served != {str(number)}:
+            # A route change reaches the data plane a moment later (a Gateway reconciling an
+            # HTTPRoute, the local router's next push): look again before calling it failed.
+            if ctx.elapsed() < ROUTE_PROPAGATION_SECONDS:
+                return wait(1.0, waiting_for_route=number, served_by=sorted(served))
             return fail(f"traffic did not reach v{number} (served by {sorted(served)})", **evidence)
     if not passed:
         return fail(f"smoke test of v{number} failed", **evidence)
@@ -894,7 +907,11 @@ def _rollback_step(rollback: Rollback) -> float | None:
             ref, version_spec(deployment, config, rollback.to_version, None), Track.STABLE
         )
         return POLL_SECONDS
-    runtime.set_traffic(ref, TrafficSplit.all_to(target))
+    split = TrafficSplit.all_to(target)
+    runtime.set_traffic(ref, split)
+    if not runtime.traffic_applied(ref, split):
+        # Never scale the others down before the data plane serves the target alone.
+        return 0.5
     for number in runtime.list_versions(ref):
         if number != target:
             runtime.scale_version(ref, number, 0)

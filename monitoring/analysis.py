@@ -64,10 +64,20 @@ class Thresholds:
     # stable's by more than this (absolute): stable often has no errors at all, so a relative
     # tolerance would be undefined there.
     error_rate_tolerance: float = 0.005
+    # A latency shift (or a growth of its spread) fails only when it is also this large in
+    # seconds; None means 5% of the p95 SLO target. A 0.5 ms slower model is "20% worse" on a
+    # 2.5 ms baseline and significant at 20 samples, yet no user can tell: not a rollback.
+    latency_min_shift_seconds: float | None = None
     # Fewer per-interval samples than this per side makes the comparison inconclusive.
     min_intervals: int = DEFAULT_MIN_SAMPLES
     # Length of each per-interval sample; None lets the source choose (about 20 per window).
     step_seconds: float | None = None
+
+    @property
+    def latency_floor_seconds(self) -> float:
+        if self.latency_min_shift_seconds is not None:
+            return self.latency_min_shift_seconds
+        return 0.05 * self.max_latency_p95_seconds
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_error_rate <= 1:
@@ -240,6 +250,16 @@ def analyze_canary(
         evidence["error_rate_excess"] = excess
         if excess <= thresholds.error_rate_tolerance:
             failed.discard("error_rate_shift")
+    floor = thresholds.latency_floor_seconds
+    evidence["latency_min_shift_seconds"] = floor
+    for name in ("latency_p95_shift", "latency_p95_spread"):
+        estimate = comparisons[name].estimate
+        if name in failed and estimate is not None and estimate < floor:
+            failed.discard(name)
+            evidence.setdefault("immaterial", []).append(
+                f"{name}: +{estimate * 1000:.2f} ms is below the {floor * 1000:.1f} ms that "
+                "matters (significant, but no user can tell)"
+            )
     worse = [
         f"canary {name} worse than stable: {comparison.reason}"
         for name, comparison in comparisons.items()

@@ -156,7 +156,11 @@ class Runtime(Protocol):
         """Point the deployment's traffic at versions by weight, with an optional mirror."""
 
     def get_traffic(self, ref: DeploymentRef) -> TrafficSplit | None:
-        """The split the runtime currently serves, or None when nothing routes yet."""
+        """The split the runtime was told to serve, or None when nothing routes yet."""
+
+    def traffic_applied(self, ref: DeploymentRef, split: TrafficSplit) -> bool:
+        """True once the data plane actually serves `split` (a route change reaches it a moment
+        after it is written). Nothing may be scaled down before this says so."""
 
     def endpoint(self, ref: DeploymentRef, version: int | None = None) -> str | None:
         """Base URL of one version (for smoke tests), or of the routed entry point when

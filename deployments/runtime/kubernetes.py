@@ -383,6 +383,31 @@ class KubernetesRuntime:
         )
         return None if live is None else objects.traffic_from_httproute(ref, live)
 
+    def traffic_applied(self, ref: DeploymentRef, split: TrafficSplit) -> bool:
+        """The HTTPRoute holds this split and every parent Gateway reports it Accepted at the
+        route's current generation (Gateway API route status)."""
+        live = self._attempts(
+            f"read HTTPRoute {ref.namespace}/{ref.name}",
+            lambda: self._read(self._routes, ref.namespace, ref.name),
+        )
+        if live is None or objects.traffic_from_httproute(ref, live) != split:
+            return False
+        generation = (live.get("metadata") or {}).get("generation", 0)
+        parents = (live.get("status") or {}).get("parents") or []
+        if not parents:
+            return False  # no gateway has picked the route up yet
+        for parent in parents:
+            accepted = [
+                c
+                for c in parent.get("conditions") or []
+                if c.get("type") == "Accepted"
+                and c.get("status") == "True"
+                and int(c.get("observedGeneration", 0)) >= int(generation)
+            ]
+            if not accepted:
+                return False
+        return True
+
     def endpoint(self, ref: DeploymentRef, version: int | None = None) -> str | None:
         """In-cluster URLs only: a control plane outside the cluster cannot reach them (see
         docs/kubernetes.md); the routed entry point is the configured `entrypoint_url`."""

@@ -297,6 +297,18 @@ class LocalRuntime:
         observed = read_json(observed_path(self._dir(ref))) or {}
         return observed.get("router", {}).get("routes")
 
+    def traffic_applied(self, ref: DeploymentRef, split: TrafficSplit) -> bool:
+        """The router acknowledged this split (the supervisor pushes tables asynchronously)."""
+        routes = self.routed_traffic(ref)
+        if not routes:
+            return False
+        live = {int(v): int(w) for v, w in (routes.get("weights") or {}).items() if int(w) > 0}
+        wanted = {v: w for v, w in split.weights.items() if w > 0}
+        mirror = routes.get("mirror")
+        live_mirror = (int(mirror["version"]), int(mirror["percent"])) if mirror else None
+        wanted_mirror = (split.mirror.version, split.mirror.percent) if split.mirror else None
+        return live == wanted and live_mirror == wanted_mirror
+
     def remove_deployment(self, ref: DeploymentRef) -> None:
         """Forget the deployment: the supervisor stops its versions and its router."""
         ddir = self._dir(ref)

@@ -184,3 +184,34 @@ def test_a_rollback_racing_a_promote(promoted_v1):
     world.deployment.refresh_from_db()
     assert world.deployment.stable_version.number == 1
     assert Release.objects.filter(state="promoted").count() == 1  # only v1's first release
+
+
+def test_nothing_is_scaled_down_before_the_data_plane_serves_the_switch(promoted_v1):
+    world = promoted_v1
+    drive(world.release(2))
+    world.deployment.refresh_from_db()
+    world.fake.gateway_controller = False  # the Gateway has not programmed the change yet
+    rollback = services.deployment_rollback(actor=world.maintainer, deployment=world.deployment)
+    assert engine.rollback_reconcile(rollback.pk) is not None
+    assert world.weights() == {1: 100}, "the route is written"
+    assert world.replicas(2) == 3, "v2 keeps serving until the switch is live"
+    world.fake.accept_route("ml-prod", "fraud")
+    assert engine.rollback_reconcile(rollback.pk) is None
+    assert world.replicas(2) == 0
+    rollback.refresh_from_db()
+    assert rollback.state == "done"
+
+
+def test_a_canary_step_waits_for_the_gateway_before_its_analysis_window(promoted_v1):
+    world = promoted_v1
+    release = drive(world.release(2), until={"progressing"})
+    world.fake.gateway_controller = False
+    for _ in range(12):
+        engine.reconcile(release.pk, force=True)
+        clock.advance(5)
+    release.refresh_from_db()
+    assert release.current_step["action"] == "traffic"
+    assert not release.steps.filter(kind="analysis").exists()
+    world.fake.gateway_controller = True
+    world.fake.accept_route("ml-prod", "fraud")
+    assert drive(release).state == "promoted"

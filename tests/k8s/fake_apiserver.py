@@ -181,6 +181,9 @@ class FakeApiServer:
         self._thread: threading.Thread | None = None
         # Engine and end-to-end tests set this: Deployments become ready as soon as written.
         self.auto_ready = False
+        # Play the Gateway's controller: a written HTTPRoute is Accepted at its generation.
+        # Tests turn it off to hold a route change back from the data plane.
+        self.gateway_controller = True
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -319,6 +322,30 @@ class FakeApiServer:
             },
         )
 
+    def accept_route(self, ns: str, name: str) -> None:
+        """What a Gateway controller writes once it has programmed the route."""
+        obj = self.get("httproutes", ns, name)
+        assert obj is not None, f"no httproute {ns}/{name}"
+        generation = obj["metadata"].get("generation", 1)
+        parents = [
+            {
+                "parentRef": parent,
+                "controllerName": "example.com/fake-gateway-controller",
+                "conditions": [
+                    {
+                        "type": "Accepted",
+                        "status": "True",
+                        "reason": "Accepted",
+                        "message": "Route is accepted",
+                        "observedGeneration": generation,
+                        "lastTransitionTime": _now(),
+                    }
+                ],
+            }
+            for parent in obj["spec"].get("parentRefs", [])
+        ]
+        self._set_status("httproutes", ns, name, {"parents": parents})
+
     def mark_progress_deadline_exceeded(self, ns: str, name: str) -> None:
         obj = self.get("deployments", ns, name)
         assert obj is not None, f"no deployment {ns}/{name}"
@@ -393,8 +420,14 @@ class FakeApiServer:
 
     def _auto_ready_after(self, method: str, path: str, code: int, out: Any) -> None:
         """With `auto_ready`, play the deployment controller: a written Deployment with
-        replicas > 0 becomes ready at once (pods we cannot run here)."""
-        if not self.auto_ready or method not in {"POST", "PUT", "PATCH"} or code >= 300:
+        replicas > 0 becomes ready at once (pods we cannot run here). With
+        `gateway_controller`, a written HTTPRoute is accepted by its parent Gateways."""
+        if method not in {"POST", "PUT", "PATCH"} or code >= 300 or not isinstance(out, dict):
+            return
+        if "/httproutes" in path and not path.endswith("/status") and self.gateway_controller:
+            self.accept_route(out["metadata"].get("namespace", "default"), out["metadata"]["name"])
+            return
+        if not self.auto_ready:
             return
         if "/deployments" not in path or path.endswith("/status") or not isinstance(out, dict):
             return
