@@ -185,8 +185,7 @@ def test_a_canary_release_and_a_rollback_move_real_traffic(
                 lambda: (
                     (release.refresh_from_db() or True)
                     and (
-                        release.traffic.get("weights") == {"1": 75, "2": 25}
-                        or release.is_terminal
+                        release.traffic.get("weights") == {"1": 75, "2": 25} or release.is_terminal
                     )
                 ),
                 180,
