@@ -131,6 +131,7 @@ def seed_model() -> None:
             runtime_kind="local",
             runtime_config={"state_dir": state_dir, "namespace": "production"},
             metrics_kind="local",
+            metrics_scrape_interval_seconds=1.0,  # the demo scrapes every second
             staging="staging",
             is_production=True,
             vcpu_hour_price=0.04,

@@ -46,6 +46,8 @@ class AnalysisRequest:
     # Fail when the canary's cost per 1,000 predictions exceeds stable's by more than this
     # (0.2 = 20%); None reports the numbers only.
     max_cost_increase: float | None = None
+    # How often the metrics source scrapes: the shortest interval worth comparing is two.
+    metrics_scrape_interval_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,10 @@ class MonitoringAnalyzer:
         from monitoring.sources.base import VersionKey
 
         source = metrics_source_for(
-            request.metrics_kind, request.metrics_url, request.query_overrides
+            request.metrics_kind,
+            request.metrics_url,
+            request.query_overrides,
+            request.metrics_scrape_interval_seconds,
         )
         if source is None:
             return AnalysisResult(
@@ -146,15 +151,23 @@ def cost_check_for(request: AnalysisRequest) -> Any:
     )
 
 
-def metrics_source_for(kind: str, url: str, overrides: dict[str, str] | None = None) -> Any:
+def metrics_source_for(
+    kind: str,
+    url: str,
+    overrides: dict[str, str] | None = None,
+    scrape_interval_seconds: float = 15.0,
+) -> Any:
+    """The metrics source of an environment (None when it has none)."""
     if kind == "prometheus" and url:
         from monitoring.sources.prometheus import PrometheusSource
 
-        return PrometheusSource(url, query_templates=overrides or None)
+        return PrometheusSource(
+            url, query_templates=overrides or None, scrape_interval_seconds=scrape_interval_seconds
+        )
     if kind == "local":
         from monitoring.sources.local import LocalScrapeSource
 
-        return LocalScrapeSource()
+        return LocalScrapeSource(min_step_seconds=scrape_interval_seconds)
     return None
 
 

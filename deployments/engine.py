@@ -500,6 +500,7 @@ def _step_analyze(ctx: StepContext) -> Outcome:
         max_latency_p95_seconds=config.slo_latency_p95_ms / 1000.0,
         metrics_kind=deployment.environment.metrics_kind,
         metrics_url=deployment.environment.metrics_url,
+        metrics_scrape_interval_seconds=deployment.environment.metrics_scrape_interval_seconds,
         query_overrides=kpi.query_templates(config.metrics_queries),
         drift_alert=config.drift_alert,
         baseline_profile=ctx.version(ctx.step["canary"]).baseline_profile or {},

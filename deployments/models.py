@@ -39,6 +39,9 @@ class Environment(models.Model):
         max_length=20, choices=MetricsKind.choices, default=MetricsKind.NONE
     )
     metrics_url = models.URLField(blank=True)
+    # How often the metrics source scrapes the services: an analysis interval must hold at
+    # least 20 samples of two scrape intervals each (checked when a strategy is configured).
+    metrics_scrape_interval_seconds = models.FloatField(default=15.0)
     vcpu_hour_price = models.DecimalField(max_digits=10, decimal_places=5, default=0)
     gib_hour_price = models.DecimalField(max_digits=10, decimal_places=5, default=0)
     gpu_hour_price = models.DecimalField(max_digits=10, decimal_places=5, default=0)
@@ -72,9 +75,11 @@ class Strategy(models.TextChoices):
 
 
 DEFAULT_STRATEGY_PARAMS: dict[str, dict[str, Any]] = {
+    # 10 minutes per step: with Prometheus scraping every 15 s that is 20 samples of 30 s per
+    # side, the fewest the rank tests accept.
     Strategy.CANARY: {
         "steps": [5, 25, 50, 100],
-        "analysis_interval_seconds": 300,
+        "analysis_interval_seconds": 600,
         "min_requests": 100,
     },
     Strategy.BLUE_GREEN: {"keep_warm_seconds": 3600, "analysis_interval_seconds": 0},

@@ -20,6 +20,7 @@ from registry.models import ModelVersion, RegisteredModel, RiskTier, VersionStat
 from . import clock, engine, policy
 from .models import (
     ACTIVE_STATES,
+    DEFAULT_STRATEGY_PARAMS,
     Approval,
     ApprovalDecision,
     Deployment,
@@ -76,6 +77,7 @@ def environment_create(
     runtime_config: dict[str, Any] | None = None,
     metrics_kind: str = MetricsKind.NONE,
     metrics_url: str = "",
+    metrics_scrape_interval_seconds: float = 15.0,
     staging: str | None = None,
     is_production: bool = False,
     vcpu_hour_price: Decimal | float = 0,
@@ -91,6 +93,10 @@ def environment_create(
         raise ValidationFailed(f"must be one of {MetricsKind.values}", field="metrics_kind")
     if metrics_kind == MetricsKind.PROMETHEUS and not metrics_url:
         raise ValidationFailed("is required for a Prometheus metrics source", field="metrics_url")
+    if not 0.5 <= float(metrics_scrape_interval_seconds) <= 600:
+        raise ValidationFailed(
+            "must be from 0.5 to 600 seconds", field="metrics_scrape_interval_seconds"
+        )
     config = runtime_config or {}
     leaked = SECRET_CONFIG_KEYS & {k.lower() for k in config}
     if leaked:
@@ -119,6 +125,7 @@ def environment_create(
         runtime_config=config,
         metrics_kind=metrics_kind,
         metrics_url=metrics_url,
+        metrics_scrape_interval_seconds=metrics_scrape_interval_seconds,
         staging=staging_env,
         is_production=is_production,
         vcpu_hour_price=vcpu_hour_price,
@@ -192,6 +199,29 @@ def validate_strategy(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
                     f"must be a number from {low} to {high}", field=f"strategy_params.{key}"
                 )
     return params
+
+
+# The rank tests need 20 samples per side; each sample spans at least two scrape intervals.
+MIN_ANALYSIS_SAMPLES = 20
+
+
+def check_analysis_window(environment: Environment, strategy: str, params: dict[str, Any]) -> None:
+    """An analysis window too short for the environment's scrape interval can never reach a
+    verdict (every step would pause as inconclusive): refuse it when it is configured."""
+    if environment.metrics_kind == MetricsKind.NONE:
+        return
+    effective = {**DEFAULT_STRATEGY_PARAMS[strategy], **params}
+    interval = float(effective.get("analysis_interval_seconds", 0) or 0)
+    if strategy not in (Strategy.CANARY, Strategy.SHADOW) or interval == 0:
+        return
+    scrape = environment.metrics_scrape_interval_seconds
+    needed = MIN_ANALYSIS_SAMPLES * 2 * scrape
+    if interval < needed:
+        raise ValidationFailed(
+            f"must be at least {needed:g} s in {environment.name}: the comparison needs "
+            f"{MIN_ANALYSIS_SAMPLES} samples per side of two {scrape:g} s scrape intervals each",
+            field="strategy_params.analysis_interval_seconds",
+        )
 
 
 def validate_config(values: dict[str, Any]) -> dict[str, Any]:
@@ -297,6 +327,7 @@ def deployment_create(
             "must be a DNS label (lowercase, digits, '-', at most 50)", field="name"
         )
     params = validate_strategy(strategy, strategy_params or {})
+    check_analysis_window(environment, strategy, params)
     if Deployment.objects.filter(environment=environment, model=model).exists():
         raise Conflict(f"{model.name} is already deployed in {environment.name}", field="model")
     if Deployment.objects.filter(environment=environment, name=name).exists():
@@ -336,7 +367,7 @@ def deployment_configure(
     require(actor.principal, Action.DEPLOYMENT_MANAGE, deployment)
     deployment = (
         Deployment.objects.select_for_update(of=("self",))
-        .select_related("config")
+        .select_related("config", "environment")
         .get(pk=deployment.pk)
     )
     before = {
@@ -349,6 +380,7 @@ def deployment_configure(
         deployment.strategy_params = validate_strategy(
             strategy, strategy_params if strategy_params is not None else deployment.strategy_params
         )
+        check_analysis_window(deployment.environment, strategy, deployment.strategy_params)
         deployment.strategy = strategy
         deployment.save(update_fields=["strategy", "strategy_params", "updated_at"])
     changed_config = {}

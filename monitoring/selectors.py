@@ -305,7 +305,12 @@ def _ask(
         deployment.config.metrics_queries if deployment.config else {}
     )
     try:
-        source = metrics_source_for(environment.metrics_kind, environment.metrics_url, overrides)
+        source = metrics_source_for(
+            environment.metrics_kind,
+            environment.metrics_url,
+            overrides,
+            environment.metrics_scrape_interval_seconds,
+        )
     except ValueError as exc:  # an unknown template name in the deployment's overrides
         batch.unavailable = f"the PromQL overrides are invalid: {exc}"
         return batch

@@ -42,6 +42,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "runtime_kind",
             "namespace",
             "metrics_kind",
+            "metrics_scrape_interval_seconds",
             "staging",
             "is_production",
             "vcpu_hour_price",
@@ -62,6 +63,12 @@ class EnvironmentCreateSerializer(StrictSerializer):
     )
     metrics_kind = serializers.ChoiceField(choices=MetricsKind.choices, default=MetricsKind.NONE)
     metrics_url = serializers.URLField(required=False, allow_blank=True, default="")
+    metrics_scrape_interval_seconds = serializers.FloatField(
+        required=False,
+        default=15.0,
+        help_text="How often the metrics source scrapes; analysis windows must hold 20 samples "
+        "of two scrape intervals each.",
+    )
     staging = StrictSlugField(max_length=63, required=False, allow_null=True, default=None)
     is_production = serializers.BooleanField(required=False, default=False)
     vcpu_hour_price = serializers.DecimalField(

@@ -140,8 +140,11 @@ def world(people, team, fake_k8s, tmp_path, settings, monkeypatch) -> Iterator[W
             runtime_config=runtime_config("ml-prod"),
             staging="staging",
             is_production=True,
+            # A Prometheus that does not exist: the scripted analyzer decides instead, and
+            # rollback must work without it. Scraping "every 0.5 s" lets tests use 20 s windows.
             metrics_kind="prometheus",
             metrics_url="http://127.0.0.1:9",
+            metrics_scrape_interval_seconds=0.5,
         )
         model = RegisteredModelFactory(team=team, name="fraud-detector", risk_tier="low")
         versions = {

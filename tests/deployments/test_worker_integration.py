@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from deployments import clock, services
-from deployments.models import Release, Rollback
+from deployments.models import Environment, Release, Rollback
 from registry.models import AuditEvent
 from tests.support.analyzers import VERDICT_FILE_ENV
 from tests.support.celery import celery_worker
@@ -55,6 +55,9 @@ def live(transactional_db, worker, promoted_v1, verdict_file, monkeypatch):  # t
     verdict_file.write_text("pass")
     promoted_v1.verdict_file = verdict_file
     clock.reset()  # the worker reads the wall clock; so must the test from here on
+    # The scripted analyzer decides; with no metrics source, 1 s analysis windows are allowed.
+    Environment.objects.filter(pk=promoted_v1.production.pk).update(metrics_kind="none")
+    promoted_v1.deployment.refresh_from_db()
     return promoted_v1
 
 

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from deployments import clock, services
-from deployments.models import ReleaseStep
+from deployments.models import Environment, ReleaseStep
 from deployments.tasks import sweep
 from tests.support.analyzers import VERDICT_FILE_ENV
 from tests.support.celery import celery_worker
@@ -25,6 +25,9 @@ pytestmark = [
 def test_a_killed_worker_loses_no_work(transactional_db, promoted_v1, tmp_path, monkeypatch):
     world = promoted_v1
     clock.reset()
+    # The scripted analyzer decides; with no metrics source, short windows are allowed.
+    Environment.objects.filter(pk=world.production.pk).update(metrics_kind="none")
+    world.deployment.refresh_from_db()
     env = {
         "MODELPLANE_ANALYZER": "tests.support.analyzers.ScriptedAnalyzer",
         VERDICT_FILE_ENV: str(world.verdict_file),

@@ -143,6 +143,7 @@ def test_a_canary_release_and_a_rollback_move_real_traffic(
         runtime_kind="local",
         runtime_config={"state_dir": state_dir, "namespace": "production"},
         metrics_kind="local",
+        metrics_scrape_interval_seconds=1.0,  # the Scraper below runs every second
         staging="staging",
         is_production=True,
     )

@@ -41,6 +41,7 @@ def make_environment(name: str, metrics_kind: str, metrics_url: str = "") -> Env
         runtime_config=dict(K8S),
         metrics_kind=metrics_kind,
         metrics_url=metrics_url,
+        metrics_scrape_interval_seconds=1.0,  # the test Prometheus scrapes every second
         vcpu_hour_price=VCPU_HOUR,
         gib_hour_price=GIB_HOUR,
     )
