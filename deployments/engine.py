@@ -852,6 +852,7 @@ def _advance_rolling_back(release: Release) -> float | None:
             return delay
     if rollback.state == RollbackState.DONE:
         aborting = bool(rollback.evidence.get("aborting"))
+        release.traffic = {"weights": {str(rollback.to_version.number): 100}, "mirror": None}
         transition(
             release,
             ReleaseState.ABORTED if aborting else ReleaseState.ROLLED_BACK,

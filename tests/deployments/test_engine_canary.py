@@ -95,6 +95,7 @@ def test_a_failing_analysis_rolls_back_on_its_own(promoted_v1):
     release = drive(world.release(2))
     assert release.state == "rolled_back"
     assert world.weights() == {1: 100}
+    assert release.traffic["weights"] == {"1": 100}, "the page shows where traffic went"
     assert world.replicas(2) == 0
     rollback = release.rollbacks.get()
     assert rollback.automatic and rollback.to_version.number == 1 and rollback.state == "done"
