@@ -5,18 +5,13 @@ After a change that lowers a count, record it with UPDATE_QUERY_COUNTS=1."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-import frontend
 from controlplane.audit import Actor
 from registry import services
 from registry.models import Alias, AuditEvent, Membership, RegisteredModel, Team
@@ -27,9 +22,13 @@ from tests.factories import (
     UserFactory,
     make_token,
 )
-
-COUNTS_FILE = Path(frontend.__file__).parent / "query_counts.json"
-SMALL, LARGE = 1, 50
+from tests.support.query_counts import (
+    COUNTS_FILE,
+    LARGE,
+    SMALL,
+    check_ratchet,
+    count_queries,
+)
 
 
 def grow_models(ctx: dict[str, Any], n: int) -> str:
@@ -112,31 +111,13 @@ PAGES: dict[str, Callable[[dict[str, Any], int], str]] = {
 }
 
 
-def count_queries(client: Any, url: str) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200, url
-    return len(queries)
-
-
 @pytest.mark.parametrize("page", sorted(PAGES))
 def test_the_page_query_count_is_flat_and_within_the_ratchet(page, browser_for, team, people):
     ctx: dict[str, Any] = {"team": team, "people": people}
     client = browser_for("viewer")
     small = count_queries(client, PAGES[page](ctx, SMALL))
     large = count_queries(client, PAGES[page](ctx, LARGE))
-    assert small == large, f"{page}: {small} queries with {SMALL} object, {large} with {LARGE}"
-    recorded = json.loads(COUNTS_FILE.read_text())
-    if os.environ.get("UPDATE_QUERY_COUNTS") == "1":
-        COUNTS_FILE.write_text(
-            json.dumps({**recorded, page: large}, indent=2, sort_keys=True) + "\n"
-        )
-        return
-    assert page in recorded, f"record {page} with UPDATE_QUERY_COUNTS=1"
-    assert large <= recorded[page], (
-        f"{page} now takes {large} queries, more than the {recorded[page]} recorded in "
-        f"{COUNTS_FILE.name}: find the new query (N+1?) before raising the number"
-    )
+    check_ratchet(page, small, large)
 
 
 def test_every_recorded_page_is_still_measured():

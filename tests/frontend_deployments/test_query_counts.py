@@ -4,24 +4,21 @@ pages). After a change that lowers a count, record it with UPDATE_QUERY_COUNTS=1
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
-import frontend
 from deployments.models import Approval, Release, ReleaseState, ReleaseStep, Rollback
 from tests.deployments_api.builders import deployment_of, environments, put_in_state, release_of
 from tests.factories import MembershipFactory, ModelVersionFactory, RegisteredModelFactory
-
-COUNTS_FILE = Path(frontend.__file__).parent / "query_counts.json"
-SMALL, LARGE = 1, 50
+from tests.support.query_counts import (
+    LARGE,
+    SMALL,
+    check_ratchet,
+    count_queries,
+)
 
 
 def base(ctx: dict[str, Any]) -> Any:
@@ -101,28 +98,10 @@ PAGES: dict[str, Callable[[dict[str, Any], int], str]] = {
 }
 
 
-def count_queries(client: Any, url: str) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200, url
-    return len(queries)
-
-
 @pytest.mark.parametrize("page", sorted(PAGES))
 def test_the_page_query_count_is_flat_and_within_the_ratchet(page, browser_for, team, people):
     ctx: dict[str, Any] = {"team": team, "people": people}
     client = browser_for("owner")
     small = count_queries(client, PAGES[page](ctx, SMALL))
     large = count_queries(client, PAGES[page](ctx, LARGE))
-    assert small == large, f"{page}: {small} queries with {SMALL} object, {large} with {LARGE}"
-    recorded = json.loads(COUNTS_FILE.read_text())
-    if os.environ.get("UPDATE_QUERY_COUNTS") == "1":
-        COUNTS_FILE.write_text(
-            json.dumps({**recorded, page: large}, indent=2, sort_keys=True) + "\n"
-        )
-        return
-    assert page in recorded, f"record {page} with UPDATE_QUERY_COUNTS=1"
-    assert large <= recorded[page], (
-        f"{page} now takes {large} queries, more than the {recorded[page]} recorded in "
-        f"{COUNTS_FILE.name}: find the new query (N+1?) before raising the number"
-    )
+    check_ratchet(page, small, large)
