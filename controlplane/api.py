@@ -10,10 +10,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from .audit import Actor
 from .errors import Conflict, ValidationFailed
 from .permissions import is_token
 
@@ -108,6 +111,18 @@ class ProblemAutoSchema(AutoSchema):
 
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_PARAM = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry-safe POST: a retry with the same key and body returns the first result.",
+)
+
+
+def actor_of(request: Request) -> Actor:
+    """Who a request acts as, for services and the audit log."""
+    return Actor.from_principal(request.user)
 
 
 def principal_key(principal: Any) -> str:

@@ -6,33 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from controlplane.api import IDEMPOTENCY_HEADER, idempotent
-from controlplane.audit import Actor
+from controlplane.api import IDEMPOTENCY_PARAM, actor_of, idempotent
 from deployments import selectors, services
 from deployments.filtersets import DeploymentFilterSet, ReleaseFilterSet
 from deployments.models import Deployment, Release
 from registry import selectors as registry_selectors
 
 from . import serializers as s
-
-IDEMPOTENCY_PARAM = OpenApiParameter(
-    IDEMPOTENCY_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="Retry-safe POST: a retry with the same key and body returns the first result.",
-)
-
-
-def actor_of(request: Request) -> Actor:
-    return Actor.from_principal(request.user)
 
 
 @extend_schema(tags=["environments"])
