@@ -163,11 +163,29 @@ def test_rollback_from_the_api_runs_on_the_worker(live, client_for):
     response = client_for("maintainer").post(
         f"/api/v1/deployments/{live.deployment.pk}/rollback/", {"reason": "api"}, format="json"
     )
-    if response.status_code == 404:
-        pytest.skip("the deployments API is not mounted yet")
     assert response.status_code == 202, response.content
     rollback = Rollback.objects.get(pk=response.json()["id"])
     assert wait_for_rollback(rollback).state == "done"
     assert live.weights() == {1: 100}
     event = AuditEvent.objects.filter(action="deployment.rollback").latest("id")
     assert event.actor_label == "maintainer" and event.reason == "api"
+
+
+def test_the_rollback_button_runs_on_the_worker_with_the_metrics_source_down(live, client, people):
+    """The production environment's metrics source is a Prometheus that does not exist."""
+    Environment.objects.filter(pk=live.production.pk).update(
+        metrics_kind="prometheus", metrics_url="http://127.0.0.1:9"
+    )
+    services.deployment_configure(
+        actor=live.maintainer, deployment=live.deployment, strategy="rolling", strategy_params={}
+    )
+    assert wait_for_state(live.release(2), {"promoted"}).state == "promoted"
+    client.force_login(people["owner"])
+    page = client.get(f"/deployments/{live.deployment.pk}/rollback/")
+    assert b"v1" in page.content
+    response = client.post(f"/deployments/{live.deployment.pk}/rollback/", {"reason": "button"})
+    assert response.status_code == 302
+    rollback = Rollback.objects.latest("id")
+    assert wait_for_rollback(rollback).state == "done"
+    assert live.weights() == {1: 100}
+    assert AuditEvent.objects.filter(action="deployment.rollback", reason="button").exists()
