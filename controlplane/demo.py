@@ -24,11 +24,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "breast-cancer"
 DEPLOYMENT = "breast-cancer"
-# Each canary step holds 45 s: at 20 requests/s a 20% canary sees ~180 requests, and 1 s
-# scrapes give the statistical comparison its 20+ samples per side.
+# Each canary step holds 60 s: at 20 requests/s a 20% canary sees ~240 requests, and 1 s
+# scrapes give the statistical comparison its 25 samples of 2 s per side.
 DEMO_STRATEGY = {
     "steps": [20, 50, 100],
-    "analysis_interval_seconds": 45,
+    "analysis_interval_seconds": 60,
     "min_requests": 50,
     "progress_deadline_seconds": 120,
 }

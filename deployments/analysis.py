@@ -167,7 +167,8 @@ def metrics_source_for(
     if kind == "local":
         from monitoring.sources.local import LocalScrapeSource
 
-        return LocalScrapeSource(min_step_seconds=scrape_interval_seconds)
+        # Two scrapes per interval, as for Prometheus: one late scrape must not empty a step.
+        return LocalScrapeSource(min_step_seconds=2 * scrape_interval_seconds)
     return None
 
 

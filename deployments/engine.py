@@ -166,6 +166,7 @@ def build_plan(
             )
 
     interval = float(params.get("analysis_interval_seconds", 0))
+    warmup = float(params.get("analysis_warmup_seconds", 0))
     min_requests = int(params.get("min_requests", 0))
     if old is None:
         # First release of this deployment: nothing to compare with or fall back to.
@@ -194,6 +195,7 @@ def build_plan(
                     canary=new,
                     weight=weight,
                     interval_seconds=interval,
+                    warmup_seconds=warmup,
                     min_requests=min_requests,
                     max_cost_increase=params.get("max_cost_increase"),
                 )
@@ -221,6 +223,7 @@ def build_plan(
             weight=0,
             shadow=True,
             interval_seconds=max(interval, 1.0),
+            warmup_seconds=warmup,
             min_requests=min_requests,
             max_cost_increase=params.get("max_cost_increase"),
         )
@@ -483,7 +486,10 @@ def _step_promote(ctx: StepContext) -> Outcome:
 
 def _step_analyze(ctx: StepContext) -> Outcome:
     interval = float(ctx.step["interval_seconds"])
-    remaining = interval - ctx.elapsed()
+    # A warm-up before the window (Argo Rollouts' initialDelay, Kayenta's warm-up): discovery
+    # needs a few scrapes to find a new canary, and its first requests are cold.
+    warmup = float(ctx.step.get("warmup_seconds", 0))
+    remaining = warmup + interval - ctx.elapsed()
     if remaining > 0:
         return wait(min(remaining, 30.0), analysis_in=round(remaining, 1))
     deployment = ctx.deployment

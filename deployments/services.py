@@ -159,6 +159,7 @@ def validate_strategy(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
         "mirror_percent",
         "progress_deadline_seconds",
         "max_cost_increase",
+        "analysis_warmup_seconds",
     }
     unknown = set(params) - allowed
     if unknown:
@@ -186,7 +187,8 @@ def validate_strategy(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
         ("keep_warm_seconds", 0, 7 * 86400),
         ("mirror_percent", 1, 100),
         ("progress_deadline_seconds", 10, 86400),
-        ("max_cost_increase", 0, 100),  # relative: 0.2 = canary may cost 20% more
+        ("max_cost_increase", 0, 100),
+        ("analysis_warmup_seconds", 0, 3600),  # relative: 0.2 = canary may cost 20% more
     ):
         if key in params:
             value = params[key]
@@ -201,8 +203,9 @@ def validate_strategy(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-# The rank tests need 20 samples per side; each sample spans at least two scrape intervals.
-MIN_ANALYSIS_SAMPLES = 20
+# The rank tests need 20 samples per side; the sources aim at 25 intervals (so a few missed
+# scrapes do not starve them), each spanning at least two scrape intervals.
+ANALYSIS_INTERVALS = 25
 
 
 def check_analysis_window(environment: Environment, strategy: str, params: dict[str, Any]) -> None:
@@ -215,11 +218,11 @@ def check_analysis_window(environment: Environment, strategy: str, params: dict[
     if strategy not in (Strategy.CANARY, Strategy.SHADOW) or interval == 0:
         return
     scrape = environment.metrics_scrape_interval_seconds
-    needed = MIN_ANALYSIS_SAMPLES * 2 * scrape
+    needed = ANALYSIS_INTERVALS * 2 * scrape
     if interval < needed:
         raise ValidationFailed(
-            f"must be at least {needed:g} s in {environment.name}: the comparison needs "
-            f"{MIN_ANALYSIS_SAMPLES} samples per side of two {scrape:g} s scrape intervals each",
+            f"must be at least {needed:g} s in {environment.name}: the comparison takes "
+            f"{ANALYSIS_INTERVALS} samples per side of two {scrape:g} s scrape intervals each",
             field="strategy_params.analysis_interval_seconds",
         )
 
@@ -480,9 +483,18 @@ def release_create(*, actor: Actor, deployment: Deployment, version: ModelVersio
     if deployment.config is None:
         raise Conflict("the deployment has no configuration", field="deployment")
     staging = staging_deployment(deployment, actor)
+    params = deployment.effective_strategy_params
+    # Unless configured, warm up for three scrapes (and 5 s) before each analysis window, so
+    # that service discovery has found the canary before its window opens.
+    params.setdefault(
+        "analysis_warmup_seconds",
+        5 + 3 * deployment.environment.metrics_scrape_interval_seconds
+        if deployment.environment.metrics_kind != MetricsKind.NONE
+        else 0,
+    )
     plan = engine.build_plan(
         strategy=deployment.strategy,
-        params=deployment.effective_strategy_params,
+        params=params,
         new=version.number,
         old=deployment.stable_version.number if deployment.stable_version else None,
         staging_old=(

@@ -248,15 +248,15 @@ def _raise_if_unavailable(value: Any) -> Any:
 def resolve_window(
     window_seconds: float, end: float | None, step_seconds: float | None, min_step: float
 ) -> tuple[float, float, float]:
-    """Validate a window and pick the step of its per-interval samples: about 20 intervals (the
-    smallest sample the rank tests trust), never shorter than `min_step` (a rate over fewer than
-    two scrapes is meaningless)."""
+    """Validate a window and pick the step of its per-interval samples: about 25 intervals, so a
+    few missed scrapes still leave the 20 the rank tests trust, never shorter than `min_step` (a
+    rate over fewer than two scrapes is meaningless)."""
     if not (window_seconds > 0 and math.isfinite(window_seconds)):
         raise ValueError(f"window_seconds must be a positive number, got {window_seconds!r}")
     if step_seconds is not None and not (step_seconds > 0 and math.isfinite(step_seconds)):
         raise ValueError(f"step_seconds must be a positive number, got {step_seconds!r}")
     end_ts = time.time() if end is None else float(end)
-    step = step_seconds if step_seconds is not None else max(window_seconds / 20, min_step)
+    step = step_seconds if step_seconds is not None else max(window_seconds / 25, min_step)
     return window_seconds, end_ts, min(step, window_seconds)
 
 

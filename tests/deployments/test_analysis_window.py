@@ -38,11 +38,11 @@ def test_it_refuses_a_window_shorter_than_twenty_double_scrapes(env):
     with pytest.raises(ValidationFailed) as error:
         create(env, analysis_interval_seconds=300)
     assert error.value.field == "strategy_params.analysis_interval_seconds"
-    assert "at least 600 s" in error.value.reason
+    assert "at least 750 s" in error.value.reason
 
 
 def test_the_default_window_fits_a_fifteen_second_scrape(env):
-    assert create(env).effective_strategy_params["analysis_interval_seconds"] == 600
+    assert create(env).effective_strategy_params["analysis_interval_seconds"] == 900
 
 
 def test_it_checks_a_reconfiguration_too(env):
