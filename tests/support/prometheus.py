@@ -1,5 +1,6 @@
 """A real Prometheus server for integration tests: started on a free loopback port with a config
-written to a temporary directory, scraping the static targets a test gives it every second.
+written to a temporary directory, scraping the static targets a test gives it every second and,
+optionally, the targets listed in a file_sd file the test keeps up to date (`write_file_sd`).
 
 It never talks to anything but 127.0.0.1, and it always stops the server it started. Under
 CI=true a missing `prometheus` binary fails the test instead of skipping it.
@@ -7,6 +8,7 @@ CI=true a missing `prometheus` binary fails the test instead of skipping it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -45,9 +47,21 @@ def require_prometheus_binary() -> str:
     pytest.skip(message)
 
 
+def write_file_sd(path: Path, targets: Sequence[str], labels: dict[str, str] | None = None) -> None:
+    """Write a file_sd targets file atomically: Prometheus watches the file and may read it at any
+    moment, and a half-written file would drop every target until the next write."""
+    groups = [{"targets": sorted(targets), "labels": dict(labels or {})}] if targets else []
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(groups))
+    os.replace(partial, path)
+
+
 @dataclass
 class PrometheusServer:
-    """One running Prometheus. `targets` are `host:port` strings scraped at `/metrics`."""
+    """One running Prometheus. `targets` are `host:port` strings scraped at `/metrics`; with
+    `file_sd`, a second job (`discovered`) scrapes the targets listed in that JSON file, re-read
+    whenever it changes (`write_file_sd`). A stopped server starts again on the same port and data
+    directory with `start()`."""
 
     binary: str
     workdir: Path
@@ -55,6 +69,7 @@ class PrometheusServer:
     scrape_interval_seconds: float = 1.0
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    file_sd: Path | None = None
 
     @property
     def url(self) -> str:
@@ -64,15 +79,27 @@ class PrometheusServer:
         interval = f"{round(self.scrape_interval_seconds * 1000)}ms"
         targets = ", ".join(f'"{target}"' for target in self.targets)
         config = self.workdir / "prometheus.yml"
-        config.write_text(
+        text = (
             "global:\n"
             f"  scrape_interval: {interval}\n"
             f"  scrape_timeout: {interval}\n"
             f"  evaluation_interval: {interval}\n"
             "scrape_configs:\n"
-            "  - job_name: serving\n"
-            f"    static_configs:\n      - targets: [{targets}]\n"
         )
+        if self.targets or self.file_sd is None:
+            text += f"  - job_name: serving\n    static_configs:\n      - targets: [{targets}]\n"
+        if self.file_sd is not None:
+            if not self.file_sd.exists():
+                write_file_sd(self.file_sd, [])
+            # The file is watched (inotify); the refresh interval is the fallback if an event
+            # is missed, short enough for a canary that lives for seconds.
+            text += (
+                "  - job_name: discovered\n"
+                "    file_sd_configs:\n"
+                f"      - files: [{json.dumps(str(self.file_sd))}]\n"
+                f"        refresh_interval: {interval}\n"
+            )
+        config.write_text(text)
         log = (self.workdir / "prometheus.log").open("ab")
         self.process = subprocess.Popen(
             [
@@ -117,14 +144,21 @@ class PrometheusServer:
             for item in response.json()["data"]["result"]
         }
 
-    def wait_for_scrapes(self, n: int = 1, timeout_seconds: float | None = None) -> None:
-        """Block until every target has been scraped `n` more times (successfully or not)."""
+    def wait_for_scrapes(
+        self,
+        n: int = 1,
+        timeout_seconds: float | None = None,
+        targets: Sequence[str] | None = None,
+    ) -> None:
+        """Block until every target (the static ones unless `targets` names others, e.g. the
+        file_sd ones) has been scraped `n` more times (successfully or not)."""
+        wanted = self.targets if targets is None else targets
         timeout = timeout_seconds or (n * self.scrape_interval_seconds * 3 + 5)
         before = self.scrape_counts()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             now = self.scrape_counts()
-            if all(now.get(target, 0) >= before.get(target, 0) + n for target in self.targets):
+            if all(now.get(target, 0) >= before.get(target, 0) + n for target in wanted):
                 return
             time.sleep(self.scrape_interval_seconds / 4)
         raise TimeoutError(f"targets not scraped {n} more times within {timeout:.1f}s")
@@ -163,7 +197,10 @@ def _factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusFac
     started: list[PrometheusServer] = []
 
     def start(
-        targets: Sequence[str], scrape_interval_seconds: float = 1.0, port: int | None = None
+        targets: Sequence[str],
+        scrape_interval_seconds: float = 1.0,
+        port: int | None = None,
+        file_sd: Path | None = None,
     ) -> PrometheusServer:
         server = PrometheusServer(
             binary=binary,
@@ -171,6 +208,7 @@ def _factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusFac
             targets=list(targets),
             scrape_interval_seconds=scrape_interval_seconds,
             port=port or free_port(),
+            file_sd=file_sd,
         )
         started.append(server)
         return server.start()
@@ -182,8 +220,9 @@ def _factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusFac
 
 @pytest.fixture
 def prometheus_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusFactory]:
-    """`prometheus_factory(["127.0.0.1:8001", ...], scrape_interval_seconds=1.0, port=None)`
-    starts a Prometheus scraping those targets; every server started is stopped at teardown."""
+    """`prometheus_factory(["127.0.0.1:8001", ...], scrape_interval_seconds=1.0, port=None,
+    file_sd=None)` starts a Prometheus scraping those targets (and those listed in the `file_sd`
+    file, see `write_file_sd`); every server started is stopped at teardown."""
     yield from _factory(tmp_path_factory)
 
 
