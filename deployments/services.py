@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from controlplane import audit
 from controlplane.audit import Actor
-from controlplane.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from controlplane.errors import Conflict, Forbidden, ValidationFailed
 from controlplane.permissions import Action, is_token, require
 from monitoring.kpi import KPI_KEY, parse_kpi
 from registry.models import ModelVersion, RegisteredModel, RiskTier, VersionStatus
@@ -826,10 +826,3 @@ def deployment_rollback(*, actor: Actor, deployment: Deployment, reason: str = "
     )
     engine.schedule_rollback(rollback.pk)
     return rollback
-
-
-def release_get(principal: Any, release_id: int) -> Release:
-    release = Release.objects.visible_to(principal).filter(pk=release_id).first()
-    if release is None:
-        raise NotFound(f"no release {release_id}", field="id")
-    return release
