@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import ModelVersion, RegisteredModel, TeamScopedQuerySet
 
 
 class RuntimeKind(models.TextChoices):
@@ -88,12 +88,8 @@ DEFAULT_STRATEGY_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-class DeploymentQuerySet(models.QuerySet):
-    def visible_to(self, principal: Any) -> DeploymentQuerySet:
-        from controlplane.permissions import visible_team_ids
-
-        team_ids = visible_team_ids(principal)
-        return self if team_ids is None else self.filter(model__team_id__in=team_ids)
+class DeploymentQuerySet(TeamScopedQuerySet):
+    team_path = "model__team_id"
 
 
 class Deployment(models.Model):
@@ -249,12 +245,8 @@ RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class ReleaseQuerySet(models.QuerySet):
-    def visible_to(self, principal: Any) -> ReleaseQuerySet:
-        from controlplane.permissions import visible_team_ids
-
-        team_ids = visible_team_ids(principal)
-        return self if team_ids is None else self.filter(deployment__model__team_id__in=team_ids)
+class ReleaseQuerySet(TeamScopedQuerySet):
+    team_path = "deployment__model__team_id"
 
     def active(self) -> ReleaseQuerySet:
         return self.filter(state__in=ACTIVE_STATES)

@@ -55,18 +55,27 @@ class Membership(models.Model):
         return f"{self.user} in {self.team} as {self.role}"
 
 
+class TeamScopedQuerySet(models.QuerySet):
+    """The one door to objects that belong to a team: `visible_to(principal)` keeps the rows of
+    the teams the principal may read (controlplane.permissions decides which)."""
+
+    team_path = "team_id"
+
+    def visible_to(self, principal: Any) -> TeamScopedQuerySet:
+        from controlplane.permissions import visible_team_ids
+
+        team_ids = visible_team_ids(principal)
+        return self if team_ids is None else self.filter(**{f"{self.team_path}__in": team_ids})
+
+
 class RiskTier(models.TextChoices):
     LOW = "low", "Low"
     MEDIUM = "medium", "Medium"
     HIGH = "high", "High"
 
 
-class RegisteredModelQuerySet(models.QuerySet):
-    def visible_to(self, principal: Any) -> RegisteredModelQuerySet:
-        from controlplane.permissions import visible_team_ids
-
-        team_ids = visible_team_ids(principal)
-        return self if team_ids is None else self.filter(team_id__in=team_ids)
+class RegisteredModelQuerySet(TeamScopedQuerySet):
+    team_path = "team_id"
 
 
 class RegisteredModel(models.Model):
@@ -118,12 +127,8 @@ VERSION_STATUS_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-class ModelVersionQuerySet(models.QuerySet):
-    def visible_to(self, principal: Any) -> ModelVersionQuerySet:
-        from controlplane.permissions import visible_team_ids
-
-        team_ids = visible_team_ids(principal)
-        return self if team_ids is None else self.filter(model__team_id__in=team_ids)
+class ModelVersionQuerySet(TeamScopedQuerySet):
+    team_path = "model__team_id"
 
 
 class ModelVersion(models.Model):
@@ -273,12 +278,8 @@ class ActorType(models.TextChoices):
     SYSTEM = "system", "System"
 
 
-class AuditEventQuerySet(models.QuerySet):
-    def visible_to(self, principal: Any) -> AuditEventQuerySet:
-        from controlplane.permissions import visible_team_ids
-
-        team_ids = visible_team_ids(principal)
-        return self if team_ids is None else self.filter(team_id__in=team_ids)
+class AuditEventQuerySet(TeamScopedQuerySet):
+    team_path = "team_id"
 
 
 class AuditEvent(models.Model):
