@@ -165,9 +165,7 @@ def release_version(number: int, *, approve: bool) -> Any:
 
     users = get_user_model().objects
     deployment = Deployment.objects.get(name=DEPLOYMENT, environment__name="production")
-    active = deployment.releases.exclude(
-        state__in=["promoted", "rolled_back", "aborted", "rejected", "failed"]
-    ).first()
+    active = deployment.releases.active().first()
     if active is not None or (
         deployment.stable_version and deployment.stable_version.number >= number
     ):

@@ -31,6 +31,7 @@ from .analysis import AnalysisRequest, Verdict, analyzer
 from .models import (
     RELEASE_TRANSITIONS,
     TERMINAL_STATES,
+    WAITING_FOR_A_PERSON,
     Deployment,
     DeploymentConfig,
     Release,
@@ -629,7 +630,7 @@ def reconcile(release_id: int, *, force: bool = False) -> float | None:
 
 def _advance(release: Release) -> float | None:
     state = release.state
-    if state in (ReleaseState.AWAITING_APPROVAL, ReleaseState.PAUSED):
+    if state in WAITING_FOR_A_PERSON:
         return None  # a person acts next
     if state == ReleaseState.APPROVED:
         first = release.current_step

@@ -195,6 +195,8 @@ TERMINAL_STATES = frozenset(
     }
 )
 ACTIVE_STATES = frozenset(set(ReleaseState.values) - TERMINAL_STATES)
+# Active, but the engine has nothing to do until a person acts (approves, resumes).
+WAITING_FOR_A_PERSON = frozenset({ReleaseState.AWAITING_APPROVAL, ReleaseState.PAUSED})
 
 # The one table of allowed transitions (checked in engine.transition()).
 RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {

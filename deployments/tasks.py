@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import clock, engine
-from .models import Release, Rollback, RollbackState
+from .models import WAITING_FOR_A_PERSON, Release, Rollback, RollbackState
 from .runtime.base import TransientRuntimeError
 
 RETRY = {
@@ -56,13 +56,13 @@ def sweep() -> dict[str, int]:
     now = clock.now()
     due = list(
         Release.objects.active()
-        .exclude(state__in=["awaiting_approval", "paused"])
+        .exclude(state__in=sorted(WAITING_FOR_A_PERSON))
         .filter(next_reconcile_at__lte=now)
         .values_list("pk", flat=True)
     )
     stuck = list(
         Release.objects.active()
-        .exclude(state__in=["awaiting_approval", "paused"])
+        .exclude(state__in=sorted(WAITING_FOR_A_PERSON))
         .filter(next_reconcile_at__isnull=True)
         .values_list("pk", flat=True)
     )

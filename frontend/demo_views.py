@@ -58,8 +58,6 @@ def demo_panel(request: HttpRequest) -> HttpResponse:
         "deployment": deployment,
         "control": control,
         "faults": demo_controls.version_faults(deployment),
-        "active_release": deployment.releases.exclude(
-            state__in=["promoted", "rolled_back", "aborted", "rejected", "failed"]
-        ).first(),
+        "active_release": deployment.releases.active().select_related("version").first(),
     }
     return render(request, "frontend/demo/panel.html", context)
