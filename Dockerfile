@@ -15,10 +15,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY controlplane/ controlplane/
+COPY core/ core/
+COPY identity/ identity/
 COPY registry/ registry/
 COPY deployments/ deployments/
 COPY monitoring/ monitoring/
 COPY frontend/ frontend/
+COPY demo/ demo/
 COPY serving/ serving/
 # `pip wheel .` builds the same (non-editable) distribution that `pip install .` installs.
 RUN pip wheel --wheel-dir /wheels .

@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python -m controlplane.demo $(ARGS)
+	$(BIN)/python -m demo $(ARGS)
 
 test: install
 	$(BIN)/python -m tests.run

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, JsonResponse
 
+from .celery import app
+
 
 @transaction.non_atomic_requests
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -24,8 +26,6 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
-    from controlplane.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)

@@ -50,15 +50,17 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "identity",
     "registry",
     "deployments",
     "monitoring",
     "frontend",
+    "demo",
 ]
 
 MIDDLEWARE = [
-    "controlplane.middleware.RequestContextMiddleware",
-    "controlplane.middleware.BodySizeLimitMiddleware",
+    "core.middleware.RequestContextMiddleware",
+    "core.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,7 +142,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "registry.authentication.BearerTokenAuthentication",
+        "identity.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -152,8 +154,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "controlplane.api.ProblemAutoSchema",
-    "EXCEPTION_HANDLER": "controlplane.errors.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.api.ProblemAutoSchema",
+    "EXCEPTION_HANDLER": "core.errors.problem_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -212,8 +214,10 @@ METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)
 # Where people reach the portal (links in notifications).
 PORTAL_URL = os.environ.get("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-# Dotted path of the release analyzer; empty means monitoring's (deployments/analysis.py).
-MODELPLANE_ANALYZER = os.environ.get("MODELPLANE_ANALYZER", "")
+# The analysis port's implementation (deployments/analysis.py): a dotted path to a class.
+MODELPLANE_ANALYZER = os.environ.get(
+    "MODELPLANE_ANALYZER", "monitoring.analyzer.MonitoringAnalyzer"
+)
 # How often Celery beat sweeps active releases and rollbacks (a lost message only delays).
 SWEEP_INTERVAL_SECONDS = float(os.environ.get("SWEEP_INTERVAL_SECONDS", 10))
 

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from . import health
 
 api_v1 = [
+    path("", include("identity.api.urls")),
     path("", include("registry.api.urls")),
     path("", include("deployments.api.urls")),
 ]
@@ -17,6 +18,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("demo/", include("frontend.demo_urls")),
+    path("demo/", include("demo.urls")),
     path("", include("frontend.urls")),
 ]

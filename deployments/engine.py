@@ -20,13 +20,13 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import DatabaseError, connection, transaction
 
-from controlplane import audit
-from controlplane.audit import Actor
-from controlplane.errors import Conflict
-from monitoring import kpi
-from registry.models import ModelVersion, Role
+from core import clock
+from core.errors import Conflict
+from identity import audit
+from identity.audit import Actor
+from identity.models import Role
+from registry.models import ModelVersion
 
-from . import clock
 from .analysis import AnalysisRequest, Verdict, analyzer
 from .models import (
     RELEASE_TRANSITIONS,
@@ -508,7 +508,7 @@ def _step_analyze(ctx: StepContext) -> Outcome:
         metrics_kind=deployment.environment.metrics_kind,
         metrics_url=deployment.environment.metrics_url,
         metrics_scrape_interval_seconds=deployment.environment.metrics_scrape_interval_seconds,
-        query_overrides=kpi.query_templates(config.metrics_queries),
+        metrics_queries=dict(config.metrics_queries or {}),
         drift_alert=config.drift_alert,
         baseline_profile=ctx.version(ctx.step["canary"]).baseline_profile or {},
         drift_warn=config.drift_warn,

@@ -11,9 +11,10 @@ from datetime import timedelta
 
 from django.db import DatabaseError, transaction
 
-from controlplane import audit
+from core import clock
+from identity import audit
 
-from . import clock, engine
+from . import engine
 from .models import ACTIVE_STATES, Deployment, RollbackState
 
 DEFAULT_KEEP_WARM_SECONDS = 900

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from registry.models import ModelVersion, RegisteredModel, TeamScopedQuerySet
+from identity.models import TeamScopedQuerySet
+from registry.models import ModelVersion, RegisteredModel
 
 
 class RuntimeKind(models.TextChoices):
@@ -88,14 +89,12 @@ DEFAULT_STRATEGY_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-class DeploymentQuerySet(TeamScopedQuerySet):
-    team_path = "model__team_id"
-
-
 class Deployment(models.Model):
     """One model served in one environment."""
 
     name = models.SlugField(max_length=50, help_text="DNS label; names the runtime objects")
+    team_path = "model__team_id"
+
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="deployments")
     environment = models.ForeignKey(
         Environment, on_delete=models.PROTECT, related_name="deployments"
@@ -116,7 +115,7 @@ class Deployment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = DeploymentQuerySet.as_manager()
+    objects = TeamScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["environment__name", "name"]
@@ -135,6 +134,8 @@ class Deployment(models.Model):
 
 class DeploymentConfig(models.Model):
     """An immutable revision of how a deployment runs. Changing the config adds a revision."""
+
+    team_path = "deployment__model__team_id"
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="configs")
     revision = models.PositiveIntegerField()
@@ -248,14 +249,14 @@ RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class ReleaseQuerySet(TeamScopedQuerySet):
-    team_path = "deployment__model__team_id"
-
     def active(self) -> ReleaseQuerySet:
         return self.filter(state__in=ACTIVE_STATES)
 
 
 class Release(models.Model):
     """Desired state: this version, serving this deployment, reached by this plan."""
+
+    team_path = "deployment__model__team_id"
 
     deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="releases")
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="releases")
@@ -317,6 +318,8 @@ class Release(models.Model):
 class ReleaseStep(models.Model):
     """Evidence: one transition or action, who or what decided it, when, and the numbers."""
 
+    team_path = "release__deployment__model__team_id"
+
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="steps")
     kind = models.CharField(max_length=40)
     plan_index = models.IntegerField(null=True, blank=True)
@@ -341,6 +344,8 @@ class ApprovalDecision(models.TextChoices):
 
 
 class Approval(models.Model):
+    team_path = "release__deployment__model__team_id"
+
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="approvals")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decision = models.CharField(max_length=10, choices=ApprovalDecision.choices)
@@ -364,6 +369,8 @@ class RollbackState(models.TextChoices):
 class Rollback(models.Model):
     """One press of the rollback button (or an automatic rollback): all traffic back to a
     version that was promoted and healthy, then the rest scaled down."""
+
+    team_path = "deployment__model__team_id"
 
     deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="rollbacks")
     release = models.ForeignKey(

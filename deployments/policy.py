@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from registry.models import ModelVersion
 
-from .models import Deployment, Release, ReleaseState, RollbackState
+from .models import ACTIVE_STATES, Deployment, Release, ReleaseState, RollbackState
 
 OPERATE_STATES = (
     ReleaseState.APPROVED,
@@ -89,6 +89,4 @@ def rollback_target(deployment: Deployment) -> RollbackTarget:
 
 
 def _active_states() -> list[str]:
-    from .models import ACTIVE_STATES
-
     return sorted(ACTIVE_STATES)

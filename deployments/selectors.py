@@ -10,8 +10,9 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
-from controlplane.errors import NotFound
-from controlplane.permissions import Action, require
+from core.errors import NotFound
+from identity.permissions import Action, can, require
+from identity.principals import is_token
 from registry.models import ModelVersion
 
 from . import policy
@@ -443,8 +444,6 @@ RELEASE_VERBS = ("approve", "reject", "promote", "pause", "resume", "abort")
 def release_actions(principal: Any, release: Release) -> list[str]:
     """The actions a page offers this principal on this release: the ones its state allows
     (policy.allowed_actions, which the services enforce) that this principal may take."""
-    from controlplane.permissions import can, is_token
-
     allowed = policy.allowed_actions(release)
     offered: list[str] = []
     user_pk = getattr(principal, "pk", None)

@@ -10,14 +10,16 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from controlplane import audit
-from controlplane.audit import Actor
-from controlplane.errors import Conflict, Forbidden, ValidationFailed
-from controlplane.permissions import Action, is_token, require
-from monitoring.kpi import KPI_KEY, parse_kpi
+from core import clock
+from core.errors import Conflict, Forbidden, ValidationFailed
+from identity import audit
+from identity.audit import Actor
+from identity.permissions import Action, require
+from identity.principals import is_token
 from registry.models import ModelVersion, RegisteredModel, RiskTier, VersionStatus
 
-from . import clock, engine, policy
+from . import engine, policy
+from .kpi import KPI_KEY, parse_kpi
 from .models import (
     ACTIVE_STATES,
     DEFAULT_STRATEGY_PARAMS,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import clock, engine
+from core import clock
+
+from . import engine
 from .models import WAITING_FOR_A_PERSON, Release, Rollback, RollbackState
 from .runtime.base import TransientRuntimeError
 

@@ -12,10 +12,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 
-from controlplane.permissions import Action, can
 from deployments import selectors, services
 from deployments.filtersets import ReleaseFilterSet
 from deployments.models import Deployment, Release
+from identity.permissions import Action, can
 
 from .deployment_forms import ReleaseActionForm, RollbackForm, StartReleaseForm
 from .views import _paginate, is_htmx, page, run_action

@@ -11,16 +11,9 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from registry.models import (
-    VERSION_STATUS_TRANSITIONS,
-    ModelVersion,
-    RiskTier,
-    Role,
-    Team,
-    TokenScope,
-    VersionStatus,
-)
-from registry.services import MAX_TOKEN_LIFETIME
+from identity.models import Role, Team, TokenScope
+from identity.services import MAX_TOKEN_LIFETIME
+from registry.models import VERSION_STATUS_TRANSITIONS, ModelVersion, RiskTier, VersionStatus
 
 
 def model_filter_form(form: forms.Form, teams: Iterable[Team]) -> forms.Form:

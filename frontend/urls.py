@@ -4,7 +4,7 @@ LOGIN_REDIRECT_URL="models") and later apps link to; never rename one without it
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import deployment_views, views
+from . import deployment_views, monitoring_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -65,9 +65,6 @@ urlpatterns = [
         name="release-action",
     ),
 ]
-
-# Monitoring tiles (frontend/monitoring_views.py); imported here so these entries stay appended.
-from . import monitoring_views  # noqa: E402
 
 urlpatterns += [
     path("monitoring/", monitoring_views.monitoring_overview, name="monitoring"),

@@ -21,12 +21,16 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_http_methods
 
-from controlplane.audit import Actor
-from controlplane.errors import DomainError, Forbidden, NotFound
-from controlplane.permissions import Action, can, require, team_roles
+from core.errors import DomainError, Forbidden, NotFound
+from identity import selectors as identity_selectors
+from identity import services as identity_services
+from identity.audit import Actor
+from identity.filtersets import AuditEventFilterSet
+from identity.models import Role, Team, team_roles
+from identity.permissions import Action, can
 from registry import selectors, services
-from registry.filtersets import AuditEventFilterSet, ModelFilterSet
-from registry.models import RegisteredModel, Role, Team
+from registry.filtersets import ModelFilterSet
+from registry.models import RegisteredModel
 
 from .forms import AliasForm, MembershipForm, TokenForm, VersionUpdateForm, model_filter_form
 
@@ -149,7 +153,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @page("GET")
 def model_list(request: HttpRequest) -> HttpResponse:
-    teams = list(selectors.teams_visible(request.user))
+    teams = list(identity_selectors.teams_visible(request.user))
     filterset = ModelFilterSet(
         request.GET or None, queryset=selectors.model_list(request.user), request=request
     )
@@ -175,7 +179,7 @@ def _model_page_context(
     request: HttpRequest, model: RegisteredModel, alias_form: AliasForm | None = None
 ) -> dict[str, Any]:
     versions = list(selectors.version_list(model)[:VERSIONS_SHOWN])
-    members = list(selectors.team_members(model.team))
+    members = list(identity_selectors.team_members(model.team))
     alias_form = alias_form or AliasForm()
     alias_form.offer(versions)
     return {
@@ -271,7 +275,9 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
 @page("GET")
 def team_list(request: HttpRequest) -> HttpResponse:
     roles = team_roles(request.user)
-    teams = [(team, roles.get(team.pk, "")) for team in selectors.teams_visible(request.user)]
+    teams = [
+        (team, roles.get(team.pk, "")) for team in identity_selectors.teams_visible(request.user)
+    ]
     return render(request, "frontend/teams/list.html", {"teams": teams})
 
 
@@ -285,8 +291,8 @@ def _team_page(
 ) -> HttpResponse:
     context = {
         "team": team,
-        "members": list(selectors.team_members(team)),
-        "tokens": list(selectors.team_tokens(team)),
+        "members": list(identity_selectors.team_members(team)),
+        "tokens": list(identity_selectors.team_tokens(team)),
         "roles": Role.choices,
         "can_manage_members": can(request.user, Action.TEAM_MANAGE_MEMBERS, team),
         "can_manage_tokens": can(request.user, Action.TEAM_MANAGE_TOKENS, team),
@@ -298,31 +304,24 @@ def _team_page(
 
 @page("GET")
 def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    return _team_page(request, selectors.team_get(request.user, slug))
-
-
-def _member_set(*, actor: Actor, team: Team, username: str, **fields: Any) -> Any:
-    # Permission before the user lookup, so only owners learn which usernames exist.
-    require(actor.principal, Action.TEAM_MANAGE_MEMBERS, team)
-    user = services.user_by_username(username)
-    return services.membership_set(actor=actor, team=team, user=user, **fields)
-
-
-def _member_remove(*, actor: Actor, team: Team, username: str) -> None:
-    require(actor.principal, Action.TEAM_MANAGE_MEMBERS, team)
-    services.membership_remove(actor=actor, team=team, user=services.user_by_username(username))
+    return _team_page(request, identity_selectors.team_get(request.user, slug))
 
 
 @page("POST")
 def member_set(request: HttpRequest, slug: str) -> HttpResponse:
     """Add a member or change a member's role and duties."""
-    team = selectors.team_get(request.user, slug)
+    team = identity_selectors.team_get(request.user, slug)
     form = MembershipForm(request.POST)
     if not form.is_valid():
         return _team_page(request, team, member_form=form, status=400)
     data = form.cleaned_data
     outcome = run_action(
-        request, _member_set, form=form, team=team, **data, success=f"{data['username']} saved."
+        request,
+        identity_services.membership_set,
+        form=form,
+        team=team,
+        **data,
+        success=f"{data['username']} saved.",
     )
     if outcome.ok:
         return redirect("team-detail", slug=team.slug)
@@ -331,9 +330,13 @@ def member_set(request: HttpRequest, slug: str) -> HttpResponse:
 
 @page("POST")
 def member_remove(request: HttpRequest, slug: str, username: str) -> HttpResponse:
-    team = selectors.team_get(request.user, slug)
+    team = identity_selectors.team_get(request.user, slug)
     outcome = run_action(
-        request, _member_remove, team=team, username=username, success=f"{username} removed."
+        request,
+        identity_services.membership_remove,
+        team=team,
+        username=username,
+        success=f"{username} removed.",
     )
     if outcome.ok:
         return redirect("team-detail", slug=team.slug)
@@ -343,13 +346,13 @@ def member_remove(request: HttpRequest, slug: str, username: str) -> HttpRespons
 @page("POST")
 def token_create(request: HttpRequest, slug: str) -> HttpResponse:
     """Issue a token and show its secret on this one response; it is never shown again."""
-    team = selectors.team_get(request.user, slug)
+    team = identity_selectors.team_get(request.user, slug)
     form = TokenForm(request.POST)
     if not form.is_valid():
         return _team_page(request, team, token_form=form, status=400)
     outcome = run_action(
         request,
-        services.token_create,
+        identity_services.token_create,
         form=form,
         team=team,
         name=form.cleaned_data["name"],
@@ -370,12 +373,12 @@ def token_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 @page("POST")
 def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse:
-    team = selectors.team_get(request.user, slug)
-    token = selectors.team_tokens(team).filter(pk=token_id).first()
+    team = identity_selectors.team_get(request.user, slug)
+    token = identity_selectors.team_tokens(team).filter(pk=token_id).first()
     if token is None:
         raise Http404(f"team {team.slug} has no token {token_id}")
     outcome = run_action(
-        request, services.token_revoke, token=token, success=f"Token {token.name} revoked."
+        request, identity_services.token_revoke, token=token, success=f"Token {token.name} revoked."
     )
     if outcome.ok:
         return redirect(reverse("team-detail", kwargs={"slug": team.slug}) + "#tokens")
@@ -388,7 +391,7 @@ def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse
 @page("GET")
 def audit_log(request: HttpRequest) -> HttpResponse:
     filterset = AuditEventFilterSet(
-        request.GET or None, queryset=selectors.audit_events(request.user), request=request
+        request.GET or None, queryset=identity_selectors.audit_events(request.user), request=request
     )
     valid = not filterset.is_bound or filterset.is_valid()
     events = filterset.qs if valid else filterset.queryset.none()

@@ -30,7 +30,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from controlplane.permissions import can_read_platform_metrics
+from deployments.models import ACTIVE_STATES, Release, ReleaseState, ReleaseStep, Rollback
+from identity.permissions import can_read_platform_metrics
 
 # Analyses of releases that are active, or changed within this window, are exported. Older ones
 # stay in the release's evidence; a dashboard only needs what is current or just happened.
@@ -57,8 +58,6 @@ class ControlPlaneCollector(Collector):
         yield from self._analyses()
 
     def _release_states(self) -> Iterator[Any]:
-        from deployments.models import Release, ReleaseState
-
         counts = dict.fromkeys(ReleaseState.values, 0)
         for row in Release.objects.order_by().values("state").annotate(n=Count("id")):
             counts[row["state"]] = row["n"]
@@ -70,8 +69,6 @@ class ControlPlaneCollector(Collector):
         yield family
 
     def _rollbacks(self) -> CounterMetricFamily:
-        from deployments.models import Rollback
-
         family = CounterMetricFamily(
             "modelplane_rollbacks",
             "Rollbacks started, automatic (failed analysis or step) or by a person.",
@@ -169,8 +166,6 @@ class ControlPlaneCollector(Collector):
 def latest_analyses(now: Any = None) -> list[dict[str, Any]]:
     """The latest analysis step of every release that is active or changed recently, newest
     releases first, at most MAX_EXPORTED_RELEASES: one query."""
-    from deployments.models import ACTIVE_STATES, Release, ReleaseStep
-
     since = (now or timezone.now()) - RECENT_RELEASES
     latest = Subquery(
         ReleaseStep.objects.filter(release=OuterRef("pk"), kind="analysis")

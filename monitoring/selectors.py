@@ -25,13 +25,14 @@ from typing import Any
 import httpx
 from django.utils import timezone
 
-from controlplane.errors import ValidationFailed
+from core.errors import ValidationFailed
+from deployments import kpi as kpi_module
 from deployments import selectors as deployment_selectors
-from deployments.analysis import metrics_source_for
 from deployments.models import Deployment, Release, ReleaseState, RollbackState, Strategy
-from monitoring import kpi as kpi_module
+from monitoring.analyzer import metrics_source_for
 from monitoring.cost import CostRates, budget_status, cost_per_1000, hourly_cost
 from monitoring.drift import DriftReport, DriftStatus, DriftThresholds, drift_report
+from monitoring.kpi import batch_kpi_values
 from monitoring.slo import DEFAULT_BURN_RATE_RULES, BurnAlert, Severity, burn_rate_alerts
 from monitoring.slo import error_budget as compute_error_budget
 from monitoring.slo import window_seconds as duration_seconds
@@ -342,7 +343,7 @@ def _ask(
         slo = batch.slo_window_seconds
         batch.slo_requests = source.batch_series(keys, "requests", slo, slo, end)
         batch.slo_errors = source.batch_series(keys, "errors", slo, slo, end)
-        batch.kpis = kpi_module.batch_kpi_values(source, kpis, window, end)
+        batch.kpis = batch_kpi_values(source, kpis, window, end)
     finally:
         if isinstance(source, PrometheusSource):
             source.close()

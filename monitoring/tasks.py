@@ -8,15 +8,15 @@ import logging
 
 from celery import shared_task
 
+from deployments import engine
+from deployments.models import Deployment, MetricsKind
+from monitoring.sources.local import LocalScrapeSource, ScrapeTarget
+
 log = logging.getLogger(__name__)
 
 
 @shared_task(name="monitoring.scrape_local_metrics", ignore_result=True)
 def scrape_local_metrics() -> int:
-    from deployments import engine
-    from deployments.models import Deployment, MetricsKind
-    from monitoring.sources.local import LocalScrapeSource, ScrapeTarget
-
     targets = []
     deployments = Deployment.objects.filter(
         environment__metrics_kind=MetricsKind.LOCAL

@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
-from .models import AuditEvent, ModelVersion, RegisteredModel, RiskTier, VersionStatus
+from .models import ModelVersion, RegisteredModel, RiskTier, VersionStatus
 
 
 class ModelFilterSet(django_filters.FilterSet):
@@ -37,29 +37,3 @@ class VersionFilterSet(django_filters.FilterSet):
 
     def has_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(tags__icontains=f'"{value}"')
-
-
-class AuditEventFilterSet(django_filters.FilterSet):
-    actor = django_filters.CharFilter(field_name="actor_label", lookup_expr="icontains")
-    actor_type = django_filters.CharFilter()
-    action = django_filters.CharFilter(lookup_expr="startswith")
-    target_type = django_filters.CharFilter()
-    target_id = django_filters.CharFilter()
-    target = django_filters.CharFilter(field_name="target_label", lookup_expr="icontains")
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
-    request_id = django_filters.CharFilter()
-
-    class Meta:
-        model = AuditEvent
-        fields = [
-            "actor",
-            "actor_type",
-            "action",
-            "target_type",
-            "target_id",
-            "target",
-            "occurred_after",
-            "occurred_before",
-            "request_id",
-        ]

@@ -1,71 +1,13 @@
-"""Registry tables: teams and memberships, models, immutable model versions, aliases, API tokens,
-idempotency records and the append-only audit log. Writes happen in services.py, never here."""
+"""Registry tables: models, immutable model versions and aliases. Teams, tokens and the audit
+log belong to `identity`. Writes happen in services.py, never here."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-ROLE_RANK = {"viewer": 1, "maintainer": 2, "owner": 3}
-
-
-class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    MAINTAINER = "maintainer", "Maintainer"
-    VIEWER = "viewer", "Viewer"
-
-
-class Team(models.Model):
-    slug = models.SlugField(max_length=63, unique=True)
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["slug"]
-
-    def __str__(self) -> str:
-        return self.slug
-
-
-class Membership(models.Model):
-    """A user's role in a team, plus the duties that are not a rank (approving, on-call,
-    reviewing) and that later issues route work by."""
-
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
-    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
-    is_approver = models.BooleanField(default=False)
-    is_on_call = models.BooleanField(default=False)
-    is_reviewer = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["team", "user"], name="uniq_membership_team_user")
-        ]
-        ordering = ["team__slug", "user__username"]
-
-    def __str__(self) -> str:
-        return f"{self.user} in {self.team} as {self.role}"
-
-
-class TeamScopedQuerySet(models.QuerySet):
-    """The one door to objects that belong to a team: `visible_to(principal)` keeps the rows of
-    the teams the principal may read (controlplane.permissions decides which)."""
-
-    team_path = "team_id"
-
-    def visible_to(self, principal: Any) -> TeamScopedQuerySet:
-        from controlplane.permissions import visible_team_ids
-
-        team_ids = visible_team_ids(principal)
-        return self if team_ids is None else self.filter(**{f"{self.team_path}__in": team_ids})
+from identity.models import ApiToken, Team, TeamScopedQuerySet
 
 
 class RiskTier(models.TextChoices):
@@ -74,12 +16,10 @@ class RiskTier(models.TextChoices):
     HIGH = "high", "High"
 
 
-class RegisteredModelQuerySet(TeamScopedQuerySet):
-    team_path = "team_id"
-
-
 class RegisteredModel(models.Model):
     """A model as the platform knows it: a name, an owning team and a risk tier."""
+
+    team_path = "team_id"
 
     name = models.SlugField(max_length=63, unique=True)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="models")
@@ -91,7 +31,7 @@ class RegisteredModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = RegisteredModelQuerySet.as_manager()
+    objects = TeamScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -127,13 +67,11 @@ VERSION_STATUS_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-class ModelVersionQuerySet(TeamScopedQuerySet):
-    team_path = "model__team_id"
-
-
 class ModelVersion(models.Model):
     """One immutable build of a model: what to run (artifact by digest), how (config), on what
     input (schemas), and where it came from (lineage). Only status and tags change later."""
+
+    team_path = "model__team_id"
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
     number = models.PositiveIntegerField()
@@ -159,11 +97,11 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_by_token = models.ForeignKey(
-        "ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = ModelVersionQuerySet.as_manager()
+    objects = TeamScopedQuerySet.as_manager()
 
     # Fields a caller may change after registration; everything else is immutable.
     MUTABLE_FIELDS = ("status", "tags")
@@ -193,6 +131,8 @@ class ModelVersion(models.Model):
 class Alias(models.Model):
     """A movable name for one version of a model (`champion`, `challenger`), as in MLflow."""
 
+    team_path = "model__team_id"
+
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
     name = models.SlugField(max_length=63)
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="aliases")
@@ -204,116 +144,3 @@ class Alias(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name}@{self.name}"
-
-
-class TokenScope(models.TextChoices):
-    READ = "read", "Read"
-    WRITE = "write", "Write"
-
-
-class ApiTokenQuerySet(models.QuerySet):
-    def active(self) -> ApiTokenQuerySet:
-        from django.utils import timezone
-
-        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
-
-
-class ApiToken(models.Model):
-    """A team's CI credential. The secret is shown once at creation; only its SHA-256 is kept
-    (the secret is 256 random bits, so a fast hash is enough, as GitHub does)."""
-
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="tokens")
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, unique=True)
-    secret_hash = models.CharField(max_length=64, unique=True)
-    scopes = models.JSONField(default=list)
-    expires_at = models.DateTimeField()
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ApiTokenQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["team__slug", "name"]
-        constraints = [
-            models.UniqueConstraint(fields=["team", "name"], name="uniq_token_name_per_team")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.team.slug}/{self.name} ({self.prefix}…)"
-
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
-
-
-class IdempotencyRecord(models.Model):
-    """The first answer to a POST carrying an Idempotency-Key, replayed for retries."""
-
-    principal = models.CharField(max_length=100)
-    key = models.CharField(max_length=200)
-    method = models.CharField(max_length=10)
-    path = models.CharField(max_length=500)
-    body_sha256 = models.CharField(max_length=64)
-    status_code = models.PositiveSmallIntegerField()
-    response_body = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["principal", "key"], name="uniq_idempotency_key")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.principal} {self.key}"
-
-
-class ActorType(models.TextChoices):
-    USER = "user", "User"
-    TOKEN = "token", "API token"
-    SYSTEM = "system", "System"
-
-
-class AuditEventQuerySet(TeamScopedQuerySet):
-    team_path = "team_id"
-
-
-class AuditEvent(models.Model):
-    """Append-only record of a state change. On PostgreSQL a trigger refuses UPDATE and DELETE;
-    never holds secrets (token values, passwords): only names and references."""
-
-    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
-    actor_id = models.CharField(max_length=64, blank=True)
-    actor_label = models.CharField(max_length=200)
-    action = models.CharField(max_length=100, db_index=True)
-    target_type = models.CharField(max_length=100)
-    target_id = models.CharField(max_length=64)
-    target_label = models.CharField(max_length=300)
-    team = models.ForeignKey(
-        Team,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-    reason = models.TextField(blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
-    remote_addr = models.CharField(max_length=64, blank=True)
-
-    objects = AuditEventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-occurred_at", "-id"]
-        indexes = [models.Index(fields=["target_type", "target_id"])]
-
-    def __str__(self) -> str:
-        when = f"{self.occurred_at:%Y-%m-%d %H:%M:%S}"
-        return f"{when} {self.actor_label} {self.action} {self.target_label}"

@@ -5,35 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
-from controlplane.errors import NotFound
-from controlplane.permissions import Action, require
+from core.errors import NotFound
+from identity.models import AuditEvent
+from identity.permissions import Action, require
+from identity.selectors import audit_events
 
-from .models import Alias, ApiToken, AuditEvent, Membership, ModelVersion, RegisteredModel, Team
-
-
-def teams_visible(principal: Any) -> QuerySet[Team]:
-    from controlplane.permissions import visible_team_ids
-
-    ids = visible_team_ids(principal)
-    qs = Team.objects.all()
-    return qs if ids is None else qs.filter(pk__in=ids)
-
-
-def team_get(principal: Any, slug: str) -> Team:
-    team = teams_visible(principal).filter(slug=slug).first()
-    if team is None:
-        raise NotFound(f"no team {slug!r}", field="team")
-    return team
-
-
-def team_members(team: Team) -> QuerySet[Membership]:
-    return team.memberships.select_related("user").order_by("user__username")
-
-
-def team_tokens(team: Team) -> QuerySet[ApiToken]:
-    return team.tokens.select_related("team").order_by("-created_at")
+from .models import Alias, ModelVersion, RegisteredModel
 
 
 def model_list(principal: Any) -> QuerySet[RegisteredModel]:
@@ -87,16 +66,10 @@ def alias_get(model: RegisteredModel, name: str) -> Alias:
     return alias
 
 
-def audit_events(principal: Any) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.visible_to(principal)
-
-
 def audit_events_for(principal: Any, obj: Any, limit: int = 20) -> list[AuditEvent]:
     """Recent events about an object (a model: also its versions and aliases)."""
     qs = audit_events(principal)
     if isinstance(obj, RegisteredModel):
-        from django.db.models import Q
-
         version_ids = [str(pk) for pk in obj.versions.values_list("pk", flat=True)]
         alias_ids = [str(pk) for pk in obj.aliases.values_list("pk", flat=True)]
         qs = qs.filter(

@@ -14,7 +14,7 @@ import httpx
 import jsonschema
 from django.conf import settings
 
-from controlplane.errors import DigestMismatch, ValidationFailed
+from core.errors import DigestMismatch, ValidationFailed
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}$")

@@ -9,7 +9,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from registry.models import ApiToken, Membership, ModelVersion, RegisteredModel, Team
+from identity.models import ApiToken, Membership, Team
+from registry.models import ModelVersion, RegisteredModel
 
 INPUT_SCHEMA = {
     "type": "object",
@@ -84,8 +85,8 @@ def make_token(
     expires_in: timedelta = timedelta(days=30),
 ) -> tuple[ApiToken, str]:
     """A real token through the service (so hashing is the real one); returns (token, secret)."""
-    from controlplane.audit import Actor
-    from registry.services import token_create
+    from identity.audit import Actor
+    from identity.services import token_create
 
     issued = token_create(
         actor=Actor.system("tests"),

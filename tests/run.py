@@ -25,6 +25,8 @@ def main() -> None:
     env.setdefault("MODELPLANE_TESTING", "1")
     run(py, "-m", "ruff", "check", ".")
     run(py, "-m", "ruff", "format", "--check", ".")
+    # The layers and the no-circles rule (pyproject.toml [tool.importlinter]).
+    run(os.path.join(os.path.dirname(py), "lint-imports"), "--no-cache")
     check_env = env | {"DJANGO_SETTINGS_MODULE": "tests.settings"}
     run(py, "manage.py", "check", env=check_env)
     run(py, "manage.py", "makemigrations", "--check", "--dry-run", env=check_env)

@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from controlplane.api import StrictCharField, StrictIntegerField, StrictSerializer, StrictSlugField
+from core.api import StrictCharField, StrictIntegerField, StrictSerializer, StrictSlugField
 from deployments import selectors
 from deployments.models import (
     Approval,

@@ -12,10 +12,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from controlplane.api import IDEMPOTENCY_PARAM, actor_of, idempotent
+from core.api import IDEMPOTENCY_PARAM
 from deployments import selectors, services
 from deployments.filtersets import DeploymentFilterSet, ReleaseFilterSet
 from deployments.models import Deployment, Release
+from identity.audit import actor_of
+from identity.idempotency import idempotent
 from registry import selectors as registry_selectors
 
 from . import serializers as s

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from kubernetes import client as k8s
+
 from .base import Runtime
+from .kubernetes import KubernetesRuntime
+from .local import LocalRuntime
 
 _cache: dict[tuple, Runtime] = {}
 
@@ -22,17 +27,9 @@ def runtime_for(kind: str, config: dict[str, Any]) -> Runtime:
 
 def _build(kind: str, config: dict[str, Any]) -> Runtime:
     if kind == "local":
-        from django.conf import settings
-
-        from .local import LocalRuntime
-
         state_dir = config.get("state_dir") or str(settings.VAR_DIR / "local-runtime")
         return LocalRuntime(state_dir)
     if kind == "kubernetes":
-        from kubernetes import client as k8s
-
-        from .kubernetes import KubernetesRuntime
-
         options = {
             key: config[key]
             for key in (

@@ -4,12 +4,10 @@ from rest_framework.routers import SimpleRouter
 from . import views
 
 router = SimpleRouter()
-router.register("teams", views.TeamViewSet, basename="team")
 router.register("models", views.ModelViewSet, basename="model")
 router.register(
     r"models/(?P<model_name>[-a-zA-Z0-9_]+)/versions", views.VersionViewSet, basename="version"
 )
-router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
 
 alias_list = views.AliasViewSet.as_view({"get": "list"})
 alias_detail = views.AliasViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})

@@ -2,103 +2,20 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from controlplane.api import IDEMPOTENCY_PARAM, actor_of, idempotent
-from controlplane.errors import NotFound
-from controlplane.permissions import Action, require
+from core.api import IDEMPOTENCY_PARAM
+from identity import selectors as identity_selectors
+from identity.audit import actor_of
+from identity.idempotency import idempotent
 from registry import selectors, services
-from registry.filtersets import AuditEventFilterSet, ModelFilterSet, VersionFilterSet
+from registry.filtersets import ModelFilterSet, VersionFilterSet
 from registry.models import Alias, ModelVersion
 
 from . import serializers as s
-
-
-@extend_schema(tags=["teams"])
-class TeamViewSet(viewsets.GenericViewSet):
-    serializer_class = s.TeamSerializer
-    lookup_field = "slug"
-    ordering_fields = ["slug", "name", "created_at"]
-
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.teams_visible(self.request.user)
-
-    def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.TeamSerializer(page, many=True).data)
-
-    def retrieve(self, request: Request, slug: str) -> Response:
-        return Response(s.TeamSerializer(selectors.team_get(request.user, slug)).data)
-
-    @extend_schema(
-        request=s.TeamCreateSerializer,
-        responses={201: s.TeamSerializer},
-        parameters=[IDEMPOTENCY_PARAM],
-    )
-    def create(self, request: Request) -> Response:
-        def handler() -> Response:
-            data = s.TeamCreateSerializer.parse(request.data)
-            team = services.team_create(actor=actor_of(request), **data)
-            return Response(s.TeamSerializer(team).data, status=status.HTTP_201_CREATED)
-
-        return idempotent(request, handler)
-
-    @extend_schema(responses=s.MembershipSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="members")
-    def members(self, request: Request, slug: str) -> Response:
-        team = selectors.team_get(request.user, slug)
-        return Response(s.MembershipSerializer(selectors.team_members(team), many=True).data)
-
-    @extend_schema(request=s.MembershipWriteSerializer, responses=s.MembershipSerializer)
-    @members.mapping.put
-    def set_member(self, request: Request, slug: str) -> Response:
-        team = selectors.team_get(request.user, slug)
-        data = s.MembershipWriteSerializer.parse(request.data)
-        user = services.user_by_username(data.pop("username"))
-        membership = services.membership_set(actor=actor_of(request), team=team, user=user, **data)
-        return Response(s.MembershipSerializer(membership).data)
-
-    @extend_schema(responses={204: None})
-    @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[\w.@+-]+)")
-    def remove_member(self, request: Request, slug: str, username: str) -> Response:
-        team = selectors.team_get(request.user, slug)
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None:
-            raise NotFound(f"no user named {username!r}", field="username")
-        services.membership_remove(actor=actor_of(request), team=team, user=user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(responses=s.TokenSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="tokens")
-    def tokens(self, request: Request, slug: str) -> Response:
-        team = selectors.team_get(request.user, slug)
-        require(request.user, Action.TEAM_MANAGE_TOKENS, team)
-        return Response(s.TokenSerializer(selectors.team_tokens(team), many=True).data)
-
-    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer})
-    @tokens.mapping.post
-    def create_token(self, request: Request, slug: str) -> Response:
-        team = selectors.team_get(request.user, slug)
-        data = s.TokenCreateSerializer.parse(request.data)
-        issued = services.token_create(actor=actor_of(request), team=team, **data)
-        body = s.TokenSerializer(issued.token).data | {"secret": issued.secret}
-        return Response(body, status=status.HTTP_201_CREATED)
-
-    @extend_schema(request=None, responses=s.TokenSerializer)
-    @action(detail=True, methods=["post"], url_path=r"tokens/(?P<token_id>\d+)/revoke")
-    def revoke_token(self, request: Request, slug: str, token_id: str) -> Response:
-        team = selectors.team_get(request.user, slug)
-        require(request.user, Action.TEAM_MANAGE_TOKENS, team)
-        token = selectors.team_tokens(team).filter(pk=token_id).first()
-        if token is None:
-            raise NotFound(f"team {slug} has no token {token_id}", field="token_id")
-        token = services.token_revoke(actor=actor_of(request), token=token)
-        return Response(s.TokenSerializer(token).data)
 
 
 @extend_schema(tags=["models"])
@@ -127,7 +44,7 @@ class ModelViewSet(viewsets.GenericViewSet):
     def create(self, request: Request) -> Response:
         def handler() -> Response:
             data = s.ModelCreateSerializer.parse(request.data)
-            team = selectors.team_get(request.user, data.pop("team"))
+            team = identity_selectors.team_get(request.user, data.pop("team"))
             model = services.model_create(actor=actor_of(request), team=team, **data)
             return Response(s.ModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
@@ -223,14 +140,3 @@ class AliasViewSet(viewsets.GenericViewSet):
     def destroy(self, request: Request, model_name: str, alias: str) -> Response:
         services.alias_delete(actor=actor_of(request), model=self.model(), name=alias)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-@extend_schema(tags=["audit"])
-class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = s.AuditEventSerializer
-    filterset_class = AuditEventFilterSet
-    ordering_fields = ["occurred_at", "id"]
-    ordering = ["-occurred_at", "-id"]
-
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.audit_events(self.request.user)

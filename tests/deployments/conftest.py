@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from controlplane.audit import Actor
-from deployments import clock, engine, services
+from core import clock
+from deployments import engine, services
 from deployments.models import Deployment, Environment, Release
 from deployments.runtime import factory
+from identity.audit import Actor
 from tests.factories import ModelVersionFactory, RegisteredModelFactory
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.support.analyzers import VERDICT_FILE_ENV

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.audit import Actor
-from controlplane.errors import ValidationFailed
+from core.errors import ValidationFailed
 from deployments import services
+from identity.audit import Actor
 from tests.factories import RegisteredModelFactory
 
 

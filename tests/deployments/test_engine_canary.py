@@ -25,7 +25,8 @@ def test_a_canary_walks_its_weights_and_promotes(promoted_v1):
     seen = []
     for _ in range(200):
         release = drive(release, max_steps=1) if False else release
-        from deployments import clock, engine
+        from core import clock
+        from deployments import engine
 
         release.refresh_from_db()
         if release.state == "promoted":
@@ -71,7 +72,8 @@ def test_the_rollback_rehearsal_runs_in_staging(promoted_v1):
 
 def test_new_versions_get_traffic_only_after_they_are_ready(promoted_v1):
     world = promoted_v1
-    from deployments import clock, engine
+    from core import clock
+    from deployments import engine
 
     world.fake.auto_ready = False
     release = world.release(2)
@@ -111,7 +113,8 @@ def test_an_inconclusive_analysis_pauses_and_notifies_once(promoted_v1):
     assert release.state == "paused"
     assert world.weights() == {1: 95, 2: 5}, "never promotes on no data"
     drive(release, max_steps=3, until={"never"}) if False else None
-    from deployments import clock, engine, services
+    from core import clock
+    from deployments import engine, services
 
     for _ in range(3):
         assert engine.reconcile(release.pk, force=True) is None

@@ -8,7 +8,8 @@ import contextlib
 
 from django.db import transaction
 
-from deployments import clock, engine
+from core import clock
+from deployments import engine
 from deployments.models import ReleaseStep
 from deployments.runtime.base import TrafficSplit, TransientRuntimeError
 from tests.deployments.conftest import drive

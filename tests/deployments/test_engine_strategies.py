@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from controlplane.audit import Actor
-from deployments import clock, engine, services
+from core import clock
+from deployments import engine, services
 from deployments.models import Release
+from identity.audit import Actor
 from tests.deployments.conftest import drive
 
 
@@ -153,7 +154,7 @@ def test_rollback_needs_no_metrics_source(promoted_v1):
 
 
 def test_an_on_call_viewer_may_press_rollback(promoted_v1, people, team):
-    from registry.models import Membership
+    from identity.models import Membership
 
     drive(promoted_v1.release(2))
     Membership.objects.filter(team=team, user=people["viewer"]).update(is_on_call=True)
@@ -172,7 +173,7 @@ def test_a_rollback_racing_a_promote(promoted_v1):
     rollback = services.deployment_rollback(actor=world.maintainer, deployment=world.deployment)
     import pytest
 
-    from controlplane.errors import Conflict
+    from core.errors import Conflict
 
     with pytest.raises(Conflict):
         services.release_promote(actor=world.maintainer, release=release)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from deployments import clock, engine, gc, services
-from registry.models import AuditEvent
+from core import clock
+from deployments import engine, gc, services
+from identity.models import AuditEvent
 from tests.deployments.conftest import drive
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from deployments import clock, services
+from core import clock
+from deployments import services
 from deployments.models import Environment, Release, Rollback
-from registry.models import AuditEvent
+from identity.models import AuditEvent
 from tests.support.analyzers import VERDICT_FILE_ENV
 from tests.support.celery import celery_worker
 

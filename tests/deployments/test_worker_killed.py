@@ -10,7 +10,8 @@ import time
 import pytest
 from django.conf import settings
 
-from deployments import clock, services
+from core import clock
+from deployments import services
 from deployments.models import Environment, ReleaseStep
 from deployments.tasks import sweep
 from tests.support.analyzers import VERDICT_FILE_ENV

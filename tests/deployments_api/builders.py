@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from controlplane.audit import Actor
-from controlplane.permissions import forget_roles
 from deployments import services
 from deployments.models import Deployment, Environment, Release, ReleaseState
-from registry.models import Membership, ModelVersion, RegisteredModel
+from identity.audit import Actor
+from identity.models import Membership, forget_roles
+from registry.models import ModelVersion, RegisteredModel
 
 SYSTEM = Actor.system("tests")
 K8S = {"api_url": "http://127.0.0.1:9"}

@@ -16,9 +16,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from controlplane.audit import Actor
 from deployments import services
 from deployments.models import Release
+from identity.audit import Actor
 from monitoring.tasks import scrape_local_metrics
 from registry import services as registry
 from serving.demo_model import sample_requests

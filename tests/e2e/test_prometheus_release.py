@@ -27,11 +27,11 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from controlplane.audit import Actor
 from deployments import engine, services
 from deployments.models import ACTIVE_STATES, Deployment, Release, Rollback
 from deployments.runtime.base import DeploymentRef
 from deployments.runtime.local import LocalRuntime
+from identity.audit import Actor
 from registry import services as registry
 from registry.models import ModelVersion, RegisteredModel
 from serving.demo_model import sample_requests

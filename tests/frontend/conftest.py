@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from django.test import Client
 
-from controlplane.audit import Actor
+from identity.audit import Actor
 from registry import services
 from registry.models import RegisteredModel
 from tests.factories import ModelVersionFactory, RegisteredModelFactory

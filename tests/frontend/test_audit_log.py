@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.utils import timezone
 
-from registry.models import AuditEvent
+from identity.models import AuditEvent
 
 
 def add_event(team, action="model.update", **fields):  # type: ignore[no-untyped-def]

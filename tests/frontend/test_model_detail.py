@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from registry.models import Alias, AuditEvent
+from identity.models import AuditEvent
+from registry.models import Alias
 from tests.factories import RegisteredModelFactory
 
 URL = "/models/fraud-scorer/"

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from controlplane.audit import Actor
+from identity.audit import Actor
+from identity.models import AuditEvent, Membership, Team
 from registry import services
-from registry.models import Alias, AuditEvent, Membership, RegisteredModel, Team
+from registry.models import Alias, RegisteredModel
 from tests.factories import (
     MembershipFactory,
     ModelVersionFactory,

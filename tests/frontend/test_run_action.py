@@ -12,9 +12,9 @@ from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.test import RequestFactory
 
-from controlplane.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, Forbidden, NotFound
 from frontend.views import page, run_action
-from registry.models import Team
+from identity.models import Team
 
 
 class NameForm(forms.Form):

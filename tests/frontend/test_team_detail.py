@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry.models import Membership
+from identity.models import Membership
 from tests.factories import make_token
 
 

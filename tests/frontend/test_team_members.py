@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry.models import AuditEvent, Membership
+from identity.models import AuditEvent, Membership
 from tests.factories import UserFactory
 
 SET_URL = "/teams/fraud/members/"

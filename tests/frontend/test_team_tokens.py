@@ -7,7 +7,7 @@ import re
 
 from django.core import serializers
 
-from registry.models import ApiToken, AuditEvent
+from identity.models import ApiToken, AuditEvent
 from tests.factories import make_token
 
 CREATE_URL = "/teams/fraud/tokens/"

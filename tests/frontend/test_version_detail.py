@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.models import AuditEvent, ModelVersion
+from identity.models import AuditEvent
+from registry.models import ModelVersion
 from tests.factories import ModelVersionFactory
 
 URL = "/models/fraud-scorer/versions/1/"

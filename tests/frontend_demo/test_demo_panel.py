@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from controlplane.audit import Actor
 from deployments import services
-from registry.models import AuditEvent
+from identity.audit import Actor
+from identity.models import AuditEvent
 from tests.factories import RegisteredModelFactory
 
 

@@ -78,8 +78,8 @@ def test_it_rejects_post(browser_for, deployment):
 
 
 def test_the_history_page_lists_revisions_newest_first(browser_for, deployment, people):
-    from controlplane.audit import Actor
     from deployments import services
+    from identity.audit import Actor
 
     services.deployment_configure(
         actor=Actor.from_principal(people["maintainer"]), deployment=deployment, replicas=5

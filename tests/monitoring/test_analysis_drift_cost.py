@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from deployments.analysis import AnalysisRequest, MonitoringAnalyzer, cost_check_for
+from deployments.analysis import AnalysisRequest
 from deployments.analysis import Verdict as EngineVerdict
 from monitoring.analysis import (
     CostCheck,
@@ -23,6 +23,7 @@ from monitoring.analysis import (
     Verdict,
     analyze_canary,
 )
+from monitoring.analyzer import MonitoringAnalyzer, cost_check_for
 from monitoring.cost import CostRates
 from monitoring.sources.base import MetricsUnavailable
 from monitoring.sources.prometheus import PrometheusSource

@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.errors import ValidationFailed
-from monitoring.kpi import (
-    KpiDefinition,
-    batch_kpi_values,
-    kpi_of,
-    parse_kpi,
-    query_templates,
-    with_kpi,
-)
+from core.errors import ValidationFailed
+from deployments.kpi import KpiDefinition, kpi_of, parse_kpi, query_templates, with_kpi
+from monitoring.kpi import batch_kpi_values
 from monitoring.sources.base import MetricsUnavailable, VersionKey
 from monitoring.sources.local import LocalScrapeSource
 from monitoring.sources.prometheus import PrometheusSource

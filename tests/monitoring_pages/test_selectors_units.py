@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.errors import ValidationFailed
+from core.errors import ValidationFailed
 from monitoring.selectors import Health, prometheus_duration_seconds, window_of
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.models import Alias, AuditEvent
+from identity.models import AuditEvent
+from registry.models import Alias
 from tests.factories import ModelVersionFactory
 
 URL = "/api/v1/models/fraud-detector/aliases/champion/"

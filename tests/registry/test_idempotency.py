@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from registry.models import AuditEvent, ModelVersion
+from identity.models import AuditEvent
+from registry.models import ModelVersion
 
 URL = "/api/v1/models/fraud-detector/versions/"
 

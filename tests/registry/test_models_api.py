@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.models import AuditEvent, RegisteredModel
+from identity.models import AuditEvent
+from registry.models import RegisteredModel
 from tests.factories import RegisteredModelFactory
 
 LIST = "/api/v1/models/"

@@ -17,7 +17,7 @@ def count(client, url: str) -> int:  # type: ignore[no-untyped-def]
 
 
 def grow(team, n: int) -> None:  # type: ignore[no-untyped-def]
-    from controlplane.audit import Actor
+    from identity.audit import Actor
     from registry import services
     from registry.models import RegisteredModel
 

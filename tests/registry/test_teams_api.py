@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.models import AuditEvent, Membership, Team
+from identity.models import AuditEvent, Membership, Team
 
 
 def test_it_lists_the_callers_teams(client_for, people):

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from registry.models import ApiToken, AuditEvent
+from identity.models import ApiToken, AuditEvent
 from tests.factories import make_token
 
 TOKENS = "/api/v1/teams/fraud/tokens/"

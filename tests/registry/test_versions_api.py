@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from registry.models import AuditEvent, ModelVersion, RegisteredModel
+from identity.models import AuditEvent
+from registry.models import ModelVersion, RegisteredModel
 from tests.factories import ModelVersionFactory
 
 

@@ -12,13 +12,12 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from controlplane import audit
-from controlplane.audit import Actor
-from controlplane.errors import Conflict, NotFound, ValidationFailed
-from controlplane.permissions import Action, require
-
-from . import engine
-from .models import Deployment
+from core.errors import Conflict, NotFound, ValidationFailed
+from deployments import engine
+from deployments.models import Deployment
+from identity import audit
+from identity.audit import Actor
+from identity.permissions import Action, require
 
 FAULTS = {
     "heal": {"error_rate": 0.0, "latency_ms": 0},

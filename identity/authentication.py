@@ -10,7 +10,8 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from controlplane.permissions import TokenPrincipal
+from .models import ApiToken
+from .principals import TokenPrincipal
 
 TOKEN_PREFIX = "mp_"  # noqa: S105 (a public marker, not a secret)
 # last_used_at is written at most this often per token, so reads don't become writes.
@@ -33,8 +34,6 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
-        from .models import ApiToken
-
         token = (
             ApiToken.objects.select_related("team")
             .filter(secret_hash=hash_secret(parts[1]))
@@ -57,7 +56,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "registry.authentication.BearerTokenAuthentication"
+    target_class = "identity.authentication.BearerTokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]

@@ -1,24 +1,14 @@
 """Shared API plumbing: strict serializers (unknown fields are errors), RFC 9457 error responses
-in the OpenAPI schema, and Idempotency-Key handling for POSTs from CI."""
+in the OpenAPI schema, and the Idempotency-Key parameter (its records live in identity)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
-from rest_framework.request import Request
-from rest_framework.response import Response
-
-from .audit import Actor
-from .errors import Conflict, ValidationFailed
-from .permissions import is_token
 
 
 class StrictCharField(serializers.CharField):
@@ -118,58 +108,3 @@ IDEMPOTENCY_PARAM = OpenApiParameter(
     required=False,
     description="Retry-safe POST: a retry with the same key and body returns the first result.",
 )
-
-
-def actor_of(request: Request) -> Actor:
-    """Who a request acts as, for services and the audit log."""
-    return Actor.from_principal(request.user)
-
-
-def principal_key(principal: Any) -> str:
-    if is_token(principal):
-        return f"token:{principal.token.pk}"
-    return f"user:{principal.pk}"
-
-
-def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
-    """Run a POST once per Idempotency-Key: a retry with the same key and body gets the first
-    answer and creates nothing; the same key with another body is refused with 422."""
-    from registry.models import IdempotencyRecord
-
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        return handler()
-    if not 1 <= len(key) <= 200:
-        raise ValidationFailed("must be 1 to 200 characters", field=IDEMPOTENCY_HEADER)
-    principal = principal_key(request.user)
-    canonical = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
-    body_sha = hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
-    existing = IdempotencyRecord.objects.filter(principal=principal, key=key).first()
-    if existing is not None:
-        if existing.body_sha256 != body_sha:
-            raise ValidationFailed(
-                "this Idempotency-Key was used with a different request", field=IDEMPOTENCY_HEADER
-            )
-        replay = Response(existing.response_body, status=existing.status_code)
-        replay["Idempotent-Replayed"] = "true"
-        return replay
-    response = handler()
-    if 200 <= response.status_code < 300:
-        try:
-            with transaction.atomic():
-                IdempotencyRecord.objects.create(
-                    principal=principal,
-                    key=key,
-                    method=request.method,
-                    path=request.path[:500],
-                    body_sha256=body_sha,
-                    status_code=response.status_code,
-                    response_body=response.data,
-                )
-        except IntegrityError:
-            # A concurrent request with the same key won: roll this one back entirely.
-            raise Conflict(
-                "a request with this Idempotency-Key is being processed; retry it",
-                field=IDEMPOTENCY_HEADER,
-            ) from None
-    return response

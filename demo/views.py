@@ -1,15 +1,16 @@
 """The demo's control panel (/demo/): drifted traffic on or off, and a fault in one version.
-Only in demo mode; the switches are deployments.demo_controls."""
+Only in demo mode; the switches are demo.services."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from deployments import demo_controls
+from core.errors import NotFound
 from deployments.models import Deployment
+from frontend.views import page, run_action
 
-from .views import page, run_action
+from . import services as demo_controls
 
 
 def _demo_deployment(request: HttpRequest) -> Deployment:
@@ -21,8 +22,6 @@ def _demo_deployment(request: HttpRequest) -> Deployment:
         .first()
     )
     if deployment is None:
-        from controlplane.errors import NotFound
-
         raise NotFound("no demo deployment is visible to you")
     return deployment
 
@@ -60,4 +59,4 @@ def demo_panel(request: HttpRequest) -> HttpResponse:
         "faults": demo_controls.version_faults(deployment),
         "active_release": deployment.releases.active().select_related("version").first(),
     }
-    return render(request, "frontend/demo/panel.html", context)
+    return render(request, "demo/panel.html", context)

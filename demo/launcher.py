@@ -1,4 +1,5 @@
-"""`make demo`: the whole product on one machine with no servers.
+"""`make demo` once Django is set up (demo/__main__.py): the whole product on one machine with no
+servers.
 
 It migrates a SQLite database, creates a demo team (owner, approver, on-call), trains a small real
 model into two versions and registers them by digest, sets up `staging` and `production` on the
@@ -21,6 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from deployments import engine
+from deployments import services as deploy
+from deployments.models import Deployment, Environment, Release
+from identity.audit import Actor
+from identity.models import Membership, Team
+from registry import services as registry
+from registry.models import ModelVersion, RegisteredModel
+from serving.demo_model import build_demo_versions
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "breast-cancer"
 DEPLOYMENT = "breast-cancer"
@@ -34,25 +48,13 @@ DEMO_STRATEGY = {
 }
 
 
-def _setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    os.environ.setdefault("MODELPLANE_DEMO", "1")
-    import django
-
-    django.setup()
-
-
 def var_dir() -> Path:
-    from django.conf import settings
 
     return Path(settings.VAR_DIR)
 
 
 def seed_people(password: str) -> dict[str, str]:
     """Demo people and team (idempotent: a re-run resets the printed passwords)."""
-    from django.contrib.auth import get_user_model
-
-    from registry.models import Membership, Team
 
     user_model = get_user_model()
     team, _ = Team.objects.get_or_create(slug="demo", defaults={"name": "Demo team"})
@@ -73,14 +75,6 @@ def seed_people(password: str) -> dict[str, str]:
 
 def seed_model() -> None:
     """Train and register the two demo versions, and set up the environments (idempotent)."""
-    from django.contrib.auth import get_user_model
-
-    from controlplane.audit import Actor
-    from deployments import services as deploy
-    from deployments.models import Deployment, Environment
-    from registry import services as registry
-    from registry.models import RegisteredModel, Team
-    from serving.demo_model import build_demo_versions
 
     owner = Actor.from_principal(get_user_model().objects.get(username="owner"))
     team = Team.objects.get(slug="demo")
@@ -156,12 +150,6 @@ def seed_model() -> None:
 
 def release_version(number: int, *, approve: bool) -> Any:
     """Create a release of vN (as the owner); approve it as the approver when asked."""
-    from django.contrib.auth import get_user_model
-
-    from controlplane.audit import Actor
-    from deployments import services as deploy
-    from deployments.models import Deployment
-    from registry.models import ModelVersion
 
     users = get_user_model().objects
     deployment = Deployment.objects.get(name=DEPLOYMENT, environment__name="production")
@@ -224,7 +212,6 @@ class Processes:
 
 def wait_until_promoted(number: int, procs: Processes, timeout: float) -> bool:
     """Until the release of vN has finished as promoted (not only its promote step)."""
-    from deployments.models import Release
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -249,42 +236,8 @@ def wait_until_promoted(number: int, procs: Processes, timeout: float) -> bool:
     return False
 
 
-def port_is_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
-    parser.add_argument("--rate", type=float, default=20.0, help="demo requests per second")
-    parser.add_argument("--no-serve", action="store_true", help="set up, print, and exit")
-    args = parser.parse_args(argv)
-
-    if not port_is_free(args.host, args.port) and not args.no_serve:
-        print(
-            f"Port {args.port} on {args.host} is in use: stop what uses it, or pass "
-            f"--port (make demo ARGS='--port 8001').",
-            file=sys.stderr,
-        )
-        return 2
-    database_url = os.environ.get("DATABASE_URL", "")
-    if database_url and not database_url.startswith("sqlite"):
-        print("The demo runs on its own SQLite database; unset DATABASE_URL.", file=sys.stderr)
-        return 2
-    os.environ.setdefault("MODELPLANE_DEMO", "1")
-    os.environ.setdefault("PORTAL_URL", f"http://{args.host}:{args.port}")
-    _setup_django()
-    from django.conf import settings
-    from django.core.management import call_command
-
+def run(args: argparse.Namespace) -> int:
+    """Everything after Django is set up (demo/__main__.py checks the arguments first)."""
     for folder in (
         "broker/out",
         "broker/processed",
@@ -387,8 +340,6 @@ def main(argv: list[str] | None = None) -> int:
         print("  Releasing v1 to production (staging, smoke test, then production)...", flush=True)
         if not wait_until_promoted(1, procs, timeout=300):
             print("  v1 did not reach production; see var/demo/*.log", file=sys.stderr)
-        from deployments import engine
-        from deployments.models import Deployment
 
         deployment = Deployment.objects.select_related("environment", "model").get(
             name=DEPLOYMENT, environment__name="production"
@@ -425,7 +376,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         procs.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

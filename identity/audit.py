@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
+from rest_framework.request import Request
 
-from .context import current_request_meta
-from .permissions import TokenPrincipal, team_id_of
+from core.context import current_request_meta
+
+from .models import AuditEvent
+from .permissions import team_id_of
+from .principals import TokenPrincipal
 
 SECRET_FIELD_NAMES = {"password", "secret", "secret_hash", "token", "value", "api_key"}
 
@@ -43,6 +47,11 @@ class Actor:
         return self.principal.token if self.type == "token" else None
 
 
+def actor_of(request: Request) -> Actor:
+    """Who an API request acts as, for services and the audit log."""
+    return Actor.from_principal(request.user)
+
+
 def snapshot(obj: models.Model, fields: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """A JSON-safe before/after view of some fields of a row (never secret fields)."""
     out: dict[str, Any] = {}
@@ -68,8 +77,6 @@ def record(
     reason: str = "",
     team_id: int | None = None,
 ) -> Any:
-    from registry.models import AuditEvent
-
     for doc in (before, after):
         if doc and SECRET_FIELD_NAMES & set(doc):
             raise ValueError("secret fields must never reach the audit log")

@@ -1,0 +1,118 @@
+"""The one place that says who may do what to which object. The API, the pages, the admin and
+the workers all ask `can()` / `require()` here, and list views filter through
+`visible_to()` (models.TeamScopedQuerySet), which reads the same memberships.
+
+Visibility decision: a model and everything under it is visible to the members of its owning
+team (and to superusers), not across teams. Deployment configs carry secret references and
+release policy, and least privilege is the safer default for an internal platform; a team that
+wants a wider audience adds people as viewers.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from core.errors import Forbidden
+
+from .models import ROLE_RANK, Role, team_memberships, team_roles
+from .principals import is_superuser, is_token
+
+
+class Action(enum.StrEnum):
+    TEAM_VIEW = "team.view"
+    TEAM_MANAGE_MEMBERS = "team.manage_members"
+    TEAM_MANAGE_TOKENS = "team.manage_tokens"
+    MODEL_VIEW = "model.view"
+    MODEL_CREATE = "model.create"
+    MODEL_CHANGE = "model.change"
+    MODEL_CHANGE_RISK_TIER = "model.change_risk_tier"
+    VERSION_REGISTER = "version.register"
+    VERSION_UPDATE = "version.update"
+    ALIAS_SET = "alias.set"
+    AUDIT_VIEW = "audit.view"
+    DEPLOYMENT_VIEW = "deployment.view"
+    DEPLOYMENT_MANAGE = "deployment.manage"
+    DEPLOYMENT_ROLLBACK = "deployment.rollback"
+    RELEASE_CREATE = "release.create"
+    RELEASE_APPROVE = "release.approve"
+    RELEASE_OPERATE = "release.operate"
+    ENVIRONMENT_MANAGE = "environment.manage"
+
+
+# Lowest team role that may take each action.
+REQUIRED_ROLE: dict[Action, Role] = {
+    Action.TEAM_VIEW: Role.VIEWER,
+    Action.TEAM_MANAGE_MEMBERS: Role.OWNER,
+    Action.TEAM_MANAGE_TOKENS: Role.OWNER,
+    Action.MODEL_VIEW: Role.VIEWER,
+    Action.MODEL_CREATE: Role.MAINTAINER,
+    Action.MODEL_CHANGE: Role.MAINTAINER,
+    Action.MODEL_CHANGE_RISK_TIER: Role.OWNER,
+    Action.VERSION_REGISTER: Role.MAINTAINER,
+    Action.VERSION_UPDATE: Role.MAINTAINER,
+    Action.ALIAS_SET: Role.MAINTAINER,
+    Action.AUDIT_VIEW: Role.VIEWER,
+    Action.DEPLOYMENT_VIEW: Role.VIEWER,
+    Action.DEPLOYMENT_MANAGE: Role.MAINTAINER,
+    Action.DEPLOYMENT_ROLLBACK: Role.MAINTAINER,
+    Action.RELEASE_CREATE: Role.MAINTAINER,
+    Action.RELEASE_APPROVE: Role.VIEWER,  # plus the approver duty, below
+    Action.RELEASE_OPERATE: Role.MAINTAINER,
+}
+
+# Duties that are not a rank: they grant an action on their own (on-call engineers roll back
+# whatever their rank) or are required on top of the rank (approving needs the approver duty).
+DUTY_GRANTS: dict[Action, str] = {Action.DEPLOYMENT_ROLLBACK: "is_on_call"}
+DUTY_REQUIRED: dict[Action, str] = {Action.RELEASE_APPROVE: "is_approver"}
+# Never done by a CI token, whatever its scopes: a human decides.
+HUMAN_ONLY = {Action.RELEASE_APPROVE, Action.ENVIRONMENT_MANAGE}
+# Platform-wide actions, for superusers only.
+PLATFORM_ONLY = {Action.ENVIRONMENT_MANAGE}
+
+
+def team_id_of(obj: Any) -> int | None:
+    """The owning team of any team-owned row, by the path its model names in `team_path`."""
+    path = getattr(type(obj), "team_path", None)
+    if path is None:
+        raise TypeError(f"cannot tell the owning team of {type(obj).__name__}")
+    value: Any = obj
+    for part in path.split("__"):
+        value = getattr(value, part)
+    return None if value is None else int(value)
+
+
+def can(principal: Any, action: Action, obj: Any) -> bool:
+    if principal is None:
+        return True  # the system acts on behalf of the control plane itself
+    if not getattr(principal, "is_authenticated", False):
+        return False
+    if is_token(principal) and action in HUMAN_ONLY:
+        return False
+    if is_superuser(principal):
+        return True
+    if action in PLATFORM_ONLY:
+        return False
+    membership = team_memberships(principal).get(team_id_of(obj))
+    if membership is None:
+        return False
+    if action in DUTY_REQUIRED and not membership.get(DUTY_REQUIRED[action]):
+        return False
+    if action in DUTY_GRANTS and membership.get(DUTY_GRANTS[action]):
+        return True
+    return ROLE_RANK[membership["role"]] >= ROLE_RANK[REQUIRED_ROLE[action]]
+
+
+def can_read_platform_metrics(principal: Any) -> bool:
+    """The control plane's own /metrics names every team's deployments: platform staff (a staff
+    or superuser session) or a CI token of any team with at least read scope (for dashboards)."""
+    if principal is None or not getattr(principal, "is_authenticated", False):
+        return False
+    if is_token(principal):
+        return any(ROLE_RANK[r] >= ROLE_RANK[Role.VIEWER] for r in team_roles(principal).values())
+    return is_superuser(principal) or bool(getattr(principal, "is_staff", False))
+
+
+def require(principal: Any, action: Action, obj: Any) -> None:
+    if not can(principal, action, obj):
+        raise Forbidden(f"You may not {action.value.replace('.', ' ').replace('_', ' ')} here.")
