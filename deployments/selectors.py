@@ -12,7 +12,6 @@ from django.db.models import Prefetch, QuerySet
 
 from core.errors import NotFound
 from identity.permissions import Action, can, require
-from identity.principals import is_token
 from registry.models import ModelVersion
 
 from . import policy
@@ -443,16 +442,11 @@ RELEASE_VERBS = ("approve", "reject", "promote", "pause", "resume", "abort")
 
 def release_actions(principal: Any, release: Release) -> list[str]:
     """The actions a page offers this principal on this release: the ones its state allows
-    (policy.allowed_actions, which the services enforce) that this principal may take."""
+    (policy.allowed_actions) that this principal may take (permissions.can, which says no to
+    CI tokens and to the author for approvals). The services enforce both."""
     allowed = policy.allowed_actions(release)
     offered: list[str] = []
-    user_pk = getattr(principal, "pk", None)
-    if (
-        "approve" in allowed
-        and not is_token(principal)
-        and can(principal, Action.RELEASE_APPROVE, release)
-        and (release.author_id is None or release.author_id != user_pk)
-    ):
+    if "approve" in allowed and can(principal, Action.RELEASE_APPROVE, release):
         offered += ["approve", "reject"]
     if can(principal, Action.RELEASE_OPERATE, release):
         offered += [a for a in ("promote", "pause", "resume", "abort") if a in allowed]

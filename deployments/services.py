@@ -4,25 +4,22 @@ engine (engine.py) carries the work out."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from core import clock
-from core.errors import Conflict, Forbidden, ValidationFailed
+from core.errors import Conflict, ValidationFailed
+from core.jsonsafe import json_safe
 from identity import audit
 from identity.audit import Actor
 from identity.permissions import Action, require
-from identity.principals import is_token
 from registry.models import ModelVersion, RegisteredModel, RiskTier, VersionStatus
 
 from . import engine, policy
-from .kpi import KPI_KEY, parse_kpi
 from .models import (
     ACTIVE_STATES,
-    DEFAULT_STRATEGY_PARAMS,
     Approval,
     ApprovalDecision,
     Deployment,
@@ -32,39 +29,18 @@ from .models import (
     Release,
     ReleaseState,
     Rollback,
-    RuntimeKind,
     Strategy,
+)
+from .validation import (
+    CONFIG_FIELDS,
+    check_analysis_window,
+    check_deployment_name,
+    check_environment,
+    validate_config,
+    validate_strategy,
 )
 
 REQUIRED_APPROVALS = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2}
-QUANTITY_RE = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
-# Public env vars that look like credentials must be secret references instead.
-SECRET_LOOKING_RE = re.compile(
-    r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.IGNORECASE
-)
-SECRET_CONFIG_KEYS = {"token", "password", "client_key", "client_certificate", "bearer_token"}
-
-CONFIG_FIELDS = (
-    "replicas",
-    "cpu_request",
-    "cpu_limit",
-    "memory_request",
-    "memory_limit",
-    "gpu",
-    "min_replicas",
-    "max_replicas",
-    "env",
-    "secret_refs",
-    "slo_latency_p95_ms",
-    "slo_error_rate",
-    "slo_availability",
-    "drift_warn",
-    "drift_alert",
-    "monthly_budget",
-    "metrics_queries",
-)
 
 
 # Environments ---------------------------------------------------------------------------------
@@ -89,23 +65,19 @@ def environment_create(
 ) -> Environment:
     if actor.principal is not None:
         require(actor.principal, Action.ENVIRONMENT_MANAGE, None)
-    if runtime_kind not in RuntimeKind.values:
-        raise ValidationFailed(f"must be one of {RuntimeKind.values}", field="runtime_kind")
-    if metrics_kind not in MetricsKind.values:
-        raise ValidationFailed(f"must be one of {MetricsKind.values}", field="metrics_kind")
-    if metrics_kind == MetricsKind.PROMETHEUS and not metrics_url:
-        raise ValidationFailed("is required for a Prometheus metrics source", field="metrics_url")
-    if not 0.5 <= float(metrics_scrape_interval_seconds) <= 600:
-        raise ValidationFailed(
-            "must be from 0.5 to 600 seconds", field="metrics_scrape_interval_seconds"
-        )
     config = runtime_config or {}
-    leaked = SECRET_CONFIG_KEYS & {k.lower() for k in config}
-    if leaked:
-        raise ValidationFailed(
-            "holds credentials; reference a kubeconfig path or in-cluster auth instead",
-            field=f"runtime_config.{sorted(leaked)[0]}",
-        )
+    check_environment(
+        runtime_kind=runtime_kind,
+        runtime_config=config,
+        metrics_kind=metrics_kind,
+        metrics_url=metrics_url,
+        metrics_scrape_interval_seconds=metrics_scrape_interval_seconds,
+        prices={
+            "vcpu_hour_price": vcpu_hour_price,
+            "gib_hour_price": gib_hour_price,
+            "gpu_hour_price": gpu_hour_price,
+        },
+    )
     if Environment.objects.filter(name=name).exists():
         raise Conflict(f"an environment named {name!r} already exists", field="name")
     staging_env = None
@@ -113,13 +85,6 @@ def environment_create(
         staging_env = Environment.objects.filter(name=staging).first()
         if staging_env is None:
             raise ValidationFailed(f"no environment named {staging!r}", field="staging")
-    for field_name, price in (
-        ("vcpu_hour_price", vcpu_hour_price),
-        ("gib_hour_price", gib_hour_price),
-        ("gpu_hour_price", gpu_hour_price),
-    ):
-        if Decimal(str(price)) < 0:
-            raise ValidationFailed("must not be negative", field=field_name)
     environment = Environment.objects.create(
         name=name,
         description=description,
@@ -146,158 +111,6 @@ def environment_create(
 
 
 # Deployments ----------------------------------------------------------------------------------
-
-
-def validate_strategy(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
-    if strategy not in Strategy.values:
-        raise ValidationFailed(f"must be one of {Strategy.values}", field="strategy")
-    if not isinstance(params, dict):
-        raise ValidationFailed("must be an object", field="strategy_params")
-    allowed = {
-        "steps",
-        "analysis_interval_seconds",
-        "min_requests",
-        "keep_warm_seconds",
-        "mirror_percent",
-        "progress_deadline_seconds",
-        "max_cost_increase",
-        "analysis_warmup_seconds",
-    }
-    unknown = set(params) - allowed
-    if unknown:
-        raise ValidationFailed(
-            "is not a strategy parameter", field=f"strategy_params.{sorted(unknown)[0]}"
-        )
-    if "steps" in params:
-        steps = params["steps"]
-        if (
-            not isinstance(steps, list)
-            or not steps
-            or not all(
-                isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 100 for s in steps
-            )
-            or steps != sorted(set(steps))
-            or steps[-1] != 100
-        ):
-            raise ValidationFailed(
-                "must be increasing percentages ending at 100, e.g. [5, 25, 50, 100]",
-                field="strategy_params.steps",
-            )
-    for key, low, high in (
-        ("analysis_interval_seconds", 0, 86400),
-        ("min_requests", 0, 10**9),
-        ("keep_warm_seconds", 0, 7 * 86400),
-        ("mirror_percent", 1, 100),
-        ("progress_deadline_seconds", 10, 86400),
-        ("max_cost_increase", 0, 100),
-        ("analysis_warmup_seconds", 0, 3600),  # relative: 0.2 = canary may cost 20% more
-    ):
-        if key in params:
-            value = params[key]
-            if (
-                not isinstance(value, int | float)
-                or isinstance(value, bool)
-                or not (low <= value <= high)
-            ):
-                raise ValidationFailed(
-                    f"must be a number from {low} to {high}", field=f"strategy_params.{key}"
-                )
-    return params
-
-
-# The rank tests need 20 samples per side; the sources aim at 25 intervals (so a few missed
-# scrapes do not starve them), each spanning at least two scrape intervals.
-ANALYSIS_INTERVALS = 25
-
-
-def check_analysis_window(environment: Environment, strategy: str, params: dict[str, Any]) -> None:
-    """An analysis window too short for the environment's scrape interval can never reach a
-    verdict (every step would pause as inconclusive): refuse it when it is configured."""
-    if environment.metrics_kind == MetricsKind.NONE:
-        return
-    effective = {**DEFAULT_STRATEGY_PARAMS[strategy], **params}
-    interval = float(effective.get("analysis_interval_seconds", 0) or 0)
-    if strategy not in (Strategy.CANARY, Strategy.SHADOW) or interval == 0:
-        return
-    scrape = environment.metrics_scrape_interval_seconds
-    needed = ANALYSIS_INTERVALS * 2 * scrape
-    if interval < needed:
-        raise ValidationFailed(
-            f"must be at least {needed:g} s in {environment.name}: the comparison takes "
-            f"{ANALYSIS_INTERVALS} samples per side of two {scrape:g} s scrape intervals each",
-            field="strategy_params.analysis_interval_seconds",
-        )
-
-
-def validate_config(values: dict[str, Any]) -> dict[str, Any]:
-    """Checks of a deployment config revision; every error names its field."""
-    unknown = set(values) - set(CONFIG_FIELDS)
-    if unknown:
-        raise ValidationFailed("is not a configuration field", field=sorted(unknown)[0])
-    for key in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
-        if key in values and not (isinstance(values[key], str) and QUANTITY_RE.match(values[key])):
-            raise ValidationFailed(
-                'must be a Kubernetes quantity such as "500m" or "1Gi"', field=key
-            )
-    if "replicas" in values and not 1 <= int(values["replicas"]) <= 100:
-        raise ValidationFailed("must be from 1 to 100", field="replicas")
-    lo, hi = values.get("min_replicas"), values.get("max_replicas")
-    if (lo is None) != (hi is None) or (lo is not None and not 1 <= lo <= hi):
-        raise ValidationFailed(
-            "min_replicas and max_replicas go together, 1 <= min <= max",
-            field="max_replicas" if lo is not None else "min_replicas",
-        )
-    env = values.get("env", {})
-    if not isinstance(env, dict):
-        raise ValidationFailed("must be an object of NAME: value", field="env")
-    for name, value in env.items():
-        if not ENV_NAME_RE.match(str(name)):
-            raise ValidationFailed("is not a valid environment variable name", field=f"env.{name}")
-        if not isinstance(value, str | int | float | bool):
-            raise ValidationFailed("must be a plain value", field=f"env.{name}")
-        if SECRET_LOOKING_RE.search(str(name)):
-            raise ValidationFailed(
-                "looks like a credential: use a secret reference (secret_refs), never a value",
-                field=f"env.{name}",
-            )
-    refs = values.get("secret_refs", [])
-    if not isinstance(refs, list):
-        raise ValidationFailed("must be a list", field="secret_refs")
-    for i, ref in enumerate(refs):
-        if not isinstance(ref, dict) or set(ref) != {"env_name", "secret_name", "secret_key"}:
-            raise ValidationFailed(
-                "must be {env_name, secret_name, secret_key} and nothing else (never a value)",
-                field=f"secret_refs[{i}]",
-            )
-        if not ENV_NAME_RE.match(str(ref["env_name"])):
-            raise ValidationFailed(
-                "is not a valid environment variable name", field=f"secret_refs[{i}].env_name"
-            )
-        if not DNS_LABEL_RE.match(str(ref["secret_name"])):
-            raise ValidationFailed(
-                "must be a Kubernetes Secret name", field=f"secret_refs[{i}].secret_name"
-            )
-    for key, low, high in (
-        ("slo_error_rate", 0, 1),
-        ("slo_availability", 0.5, 1),
-        ("drift_warn", 0, 10),
-        ("drift_alert", 0, 10),
-    ):
-        if key in values and not low <= float(values[key]) <= high:
-            raise ValidationFailed(f"must be from {low} to {high}", field=key)
-    if float(values.get("drift_warn", 0.1)) > float(values.get("drift_alert", 0.25)):
-        raise ValidationFailed("must not exceed drift_alert", field="drift_warn")
-    queries = values.get("metrics_queries", {})
-    if not isinstance(queries, dict):
-        raise ValidationFailed(
-            "must be an object of template name: PromQL", field="metrics_queries"
-        )
-    for name, value in queries.items():
-        if name == KPI_KEY:
-            parse_kpi(value)  # the business KPI: {name, unit, good_direction, query}
-        elif not isinstance(value, str):
-            raise ValidationFailed("must be a PromQL template", field=f"metrics_queries.{name}")
-    return values
 
 
 def _new_config(deployment: Deployment, actor: Actor, values: dict[str, Any]) -> DeploymentConfig:
@@ -327,10 +140,7 @@ def deployment_create(
 ) -> Deployment:
     require(actor.principal, Action.DEPLOYMENT_MANAGE, model)
     name = name or model.name
-    if not DNS_LABEL_RE.match(name):
-        raise ValidationFailed(
-            "must be a DNS label (lowercase, digits, '-', at most 50)", field="name"
-        )
+    check_deployment_name(name)
     params = validate_strategy(strategy, strategy_params or {})
     check_analysis_window(environment, strategy, params)
     if Deployment.objects.filter(environment=environment, model=model).exists():
@@ -407,19 +217,9 @@ def deployment_configure(
         action="deployment.configure",
         target=deployment,
         before=before,
-        after={**after, "changes": _jsonable(changed_config)},
+        after={**after, "changes": json_safe(changed_config)},
     )
     return deployment
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def staging_deployment(deployment: Deployment, actor: Actor) -> Deployment | None:
@@ -577,20 +377,12 @@ def _locked(release: Release) -> Release:
 
 @transaction.atomic
 def release_decide(*, actor: Actor, release: Release, decision: str, comment: str = "") -> Release:
-    """Approve or reject. Never the release's author, never a CI token; a high-risk model needs
-    two distinct approvers."""
-    if is_token(actor.principal):
-        raise Forbidden("CI tokens cannot approve or reject releases; a person decides.")
+    """Approve or reject. Never the release's author, never a CI token (both rules live in
+    permissions.refusal); a high-risk model needs two distinct approvers."""
     require(actor.principal, Action.RELEASE_APPROVE, release)
     release = _locked(release)
     if decision not in ApprovalDecision.values:
         raise ValidationFailed("must be approve or reject", field="decision")
-    if (
-        release.author_id is not None
-        and actor.user is not None
-        and release.author_id == actor.user.pk
-    ):
-        raise Forbidden("the author of a release cannot approve or reject it")
     if release.state != ReleaseState.AWAITING_APPROVAL:
         existing = Approval.objects.filter(
             release=release, user=actor.user, decision=decision

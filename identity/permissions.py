@@ -65,8 +65,16 @@ REQUIRED_ROLE: dict[Action, Role] = {
 # whatever their rank) or are required on top of the rank (approving needs the approver duty).
 DUTY_GRANTS: dict[Action, str] = {Action.DEPLOYMENT_ROLLBACK: "is_on_call"}
 DUTY_REQUIRED: dict[Action, str] = {Action.RELEASE_APPROVE: "is_approver"}
-# Never done by a CI token, whatever its scopes: a human decides.
-HUMAN_ONLY = {Action.RELEASE_APPROVE, Action.ENVIRONMENT_MANAGE}
+# Never done by a CI token, whatever its scopes: a person decides. Action -> what is refused.
+HUMAN_ONLY: dict[Action, str] = {
+    Action.RELEASE_APPROVE: "approve or reject releases",
+    Action.ENVIRONMENT_MANAGE: "manage environments",
+}
+# Four eyes: never done by the person who wrote the object (its `author_id`), whatever their
+# role or duties, superusers included. Action -> the reason a refusal gives.
+NOT_BY_AUTHOR: dict[Action, str] = {
+    Action.RELEASE_APPROVE: "the author of a release cannot approve or reject it",
+}
 # Platform-wide actions, for superusers only.
 PLATFORM_ONLY = {Action.ENVIRONMENT_MANAGE}
 
@@ -82,25 +90,37 @@ def team_id_of(obj: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def can(principal: Any, action: Action, obj: Any) -> bool:
+def refusal(principal: Any, action: Action, obj: Any) -> str | None:
+    """Why `principal` may not take `action` on `obj`, or None when it may. The rules that hold
+    whatever the role (a person decides, the author never approves) come first, so that a
+    refusal names them."""
     if principal is None:
-        return True  # the system acts on behalf of the control plane itself
+        return None  # the system acts on behalf of the control plane itself
+    denied = f"You may not {action.value.replace('.', ' ').replace('_', ' ')} here."
     if not getattr(principal, "is_authenticated", False):
-        return False
+        return denied
     if is_token(principal) and action in HUMAN_ONLY:
-        return False
+        return f"CI tokens cannot {HUMAN_ONLY[action]}; a person decides."
+    if action in NOT_BY_AUTHOR and obj.author_id is not None and obj.author_id == principal.pk:
+        return NOT_BY_AUTHOR[action]
     if is_superuser(principal):
-        return True
+        return None
     if action in PLATFORM_ONLY:
-        return False
+        return denied
     membership = team_memberships(principal).get(team_id_of(obj))
     if membership is None:
-        return False
+        return denied
     if action in DUTY_REQUIRED and not membership.get(DUTY_REQUIRED[action]):
-        return False
+        return denied
     if action in DUTY_GRANTS and membership.get(DUTY_GRANTS[action]):
-        return True
-    return ROLE_RANK[membership["role"]] >= ROLE_RANK[REQUIRED_ROLE[action]]
+        return None
+    if ROLE_RANK[membership["role"]] < ROLE_RANK[REQUIRED_ROLE[action]]:
+        return denied
+    return None
+
+
+def can(principal: Any, action: Action, obj: Any) -> bool:
+    return refusal(principal, action, obj) is None
 
 
 def can_read_platform_metrics(principal: Any) -> bool:
@@ -114,5 +134,6 @@ def can_read_platform_metrics(principal: Any) -> bool:
 
 
 def require(principal: Any, action: Action, obj: Any) -> None:
-    if not can(principal, action, obj):
-        raise Forbidden(f"You may not {action.value.replace('.', ' ').replace('_', ' ')} here.")
+    reason = refusal(principal, action, obj)
+    if reason is not None:
+        raise Forbidden(reason)

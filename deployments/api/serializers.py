@@ -22,7 +22,7 @@ from deployments.models import (
     RuntimeKind,
     Strategy,
 )
-from deployments.services import CONFIG_FIELDS
+from deployments.validation import CONFIG_FIELDS
 
 # Environments ---------------------------------------------------------------------------------
 

@@ -51,21 +51,27 @@ def test_an_approver_approves_and_the_release_is_enqueued(
     assert len(callbacks) == 1
 
 
-def test_the_author_cannot_approve_even_as_an_approver(
-    client_for, deployment, versions, people, team
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+@pytest.mark.parametrize("author", ["maintainer", "admin"])
+def test_it_refuses_the_author_even_an_approver_or_a_superuser(
+    client_for, deployment, versions, people, team, author, verb
 ):
     give_duty(people["maintainer"], team, is_approver=True)
-    release = release_of(deployment, versions[3], people["maintainer"])
-    response = client_for("maintainer").post(url(release, "approve"), {}, format="json")
+    release = release_of(deployment, versions[3], people[author])
+    response = client_for(author).post(url(release, verb), {}, format="json")
     assert response.status_code == 403
-    assert "author" in response.json()["detail"]
+    assert response.json()["detail"] == "the author of a release cannot approve or reject it"
     assert not Approval.objects.exists() and state_of(release) == "awaiting_approval"
 
 
-def test_a_ci_token_cannot_approve(client_for, release):
-    response = client_for("token:write").post(url(release, "approve"), {}, format="json")
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+def test_it_refuses_a_ci_token(client_for, release, verb):
+    response = client_for("token:read+write").post(url(release, verb), {}, format="json")
     assert response.status_code == 403
-    assert not Approval.objects.exists()
+    assert response.json()["detail"] == (
+        "CI tokens cannot approve or reject releases; a person decides."
+    )
+    assert not Approval.objects.exists() and state_of(release) == "awaiting_approval"
 
 
 @pytest.mark.parametrize("who", ["maintainer", "outsider"])

@@ -77,7 +77,7 @@ def test_approvals_and_who_decided_are_shown(browser_for, release, people):
     [
         ("viewer", {"approve", "reject"}),  # an approver
         ("owner", {"approve", "reject", "abort"}),  # approver and operator
-        ("maintainer", {"abort"}),  # the author: operates, never approves
+        ("maintainer", {"abort"}),  # no approver duty: operates, never approves
         ("outsider", None),
     ],
 )
@@ -127,12 +127,19 @@ def test_an_approver_approves_from_the_page(browser_for, release):
     assert "You approved release" in client.get(url(release)).content.decode()
 
 
-def test_the_author_cannot_approve_and_nothing_is_written(browser_for, release, people, team):
+@pytest.mark.parametrize("author", ["maintainer", "admin"])
+def test_it_offers_the_author_no_approve_button_and_refuses_a_forced_post(
+    browser_for, deployment, versions, people, team, author
+):
     give_duty(people["maintainer"], team, is_approver=True)
-    response = browser_for("maintainer").post(url(release, "approve"), {})
+    release = release_of(deployment, versions[3], people[author])
+    client = browser_for(author)
+    assert buttons(client.get(url(release)).content.decode()) == {"abort"}
+    response = client.post(url(release, "approve"), {})
     assert response.status_code == 403
-    assert "author of a release cannot approve" in response.content.decode()
+    assert "the author of a release cannot approve or reject it" in response.content.decode()
     assert not Approval.objects.exists()
+    assert Release.objects.get(pk=release.pk).state == ReleaseState.AWAITING_APPROVAL
 
 
 def test_a_wrong_state_is_409_with_the_reason(browser_for, release):
