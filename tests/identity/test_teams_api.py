@@ -81,3 +81,37 @@ def test_it_rejects_an_unknown_user_and_role(client_for, people):
         "/api/v1/teams/fraud/members/", {"username": "viewer", "role": "king"}, format="json"
     )
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "role"
+
+
+@pytest.mark.parametrize("who", ["viewer", "maintainer", "outsider"])
+def test_a_non_manager_learns_nothing_about_usernames_when_setting_a_member(client_for, who):
+    client = client_for(who)
+    answers = [
+        client.put(
+            "/api/v1/teams/fraud/members/", {"username": name, "role": "viewer"}, format="json"
+        )
+        for name in ("outsider", "ghost")  # an existing user, and none
+    ]
+    expected = 404 if who == "outsider" else 403  # an outsider does not see the team at all
+    assert [r.status_code for r in answers] == [expected, expected]
+    assert answers[0].json()["detail"] == answers[1].json()["detail"]
+    assert not Membership.objects.filter(user__username="outsider", team__slug="fraud").exists()
+
+
+@pytest.mark.parametrize("who", ["viewer", "maintainer", "outsider"])
+def test_a_non_manager_learns_nothing_about_usernames_when_removing_a_member(client_for, who):
+    client = client_for(who)
+    answers = [
+        client.delete(f"/api/v1/teams/fraud/members/{name}/")
+        for name in ("viewer", "ghost")  # a member, and no user at all
+    ]
+    expected = 404 if who == "outsider" else 403
+    assert [r.status_code for r in answers] == [expected, expected]
+    assert answers[0].json()["detail"] == answers[1].json()["detail"]
+    assert Membership.objects.filter(user__username="viewer", team__slug="fraud").exists()
+
+
+def test_removing_a_user_that_does_not_exist_is_a_404_naming_the_username(client_for, people):
+    response = client_for("owner").delete("/api/v1/teams/fraud/members/ghost/")
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["field"] == "username"
