@@ -1,10 +1,9 @@
 """Query counts of every list and detail page stay flat as data grows (1 object vs 50), and
-never rise above the numbers recorded in frontend/query_counts.json: a ratchet against N+1.
+never rise above the numbers recorded in tests/query_counts.json: a ratchet against N+1.
 After a change that lowers a count, record it with UPDATE_QUERY_COUNTS=1."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -24,7 +23,6 @@ from tests.factories import (
     make_token,
 )
 from tests.support.query_counts import (
-    COUNTS_FILE,
     LARGE,
     SMALL,
     check_ratchet,
@@ -119,9 +117,3 @@ def test_the_page_query_count_is_flat_and_within_the_ratchet(page, browser_for, 
     small = count_queries(client, PAGES[page](ctx, SMALL))
     large = count_queries(client, PAGES[page](ctx, LARGE))
     check_ratchet(page, small, large)
-
-
-def test_every_recorded_page_is_still_measured():
-    from tests.frontend_deployments.test_query_counts import PAGES as DEPLOYMENT_PAGES
-
-    assert set(json.loads(COUNTS_FILE.read_text())) == set(PAGES) | set(DEPLOYMENT_PAGES)

@@ -1,5 +1,5 @@
 """Query counts of the deployment and release pages stay flat as data grows (1 object vs 50)
-and within the numbers recorded in frontend/query_counts.json (the same ratchet as the registry
+and within the numbers recorded in tests/query_counts.json (the same ratchet as the registry
 pages). After a change that lowers a count, record it with UPDATE_QUERY_COUNTS=1."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The query-count ratchet of the portal pages (frontend/query_counts.json), NetBox-style: a
-page's count must not grow with the data (1 object vs 50) and never rise above its recorded
-number. After a change that lowers a count, record it with UPDATE_QUERY_COUNTS=1."""
+"""The query-count ratchet (tests/query_counts.json), NetBox-style: a page's or an API
+endpoint's count must not grow with the data (1 object vs 50) and never rise above its recorded
+number. Pages are recorded by their URL name, API endpoints as "GET /api/v1/...". After a change
+that lowers a count, record it with UPDATE_QUERY_COUNTS=1."""
 
 from __future__ import annotations
 
@@ -12,16 +13,14 @@ from typing import Any
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-import frontend
-
-COUNTS_FILE = Path(frontend.__file__).parent / "query_counts.json"
+COUNTS_FILE = Path(__file__).resolve().parent.parent / "query_counts.json"
 SMALL, LARGE = 1, 50
 
 
 def count_queries(client: Any, url: str) -> int:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
-    assert response.status_code == 200, url
+    assert response.status_code == 200, (url, response.content[:200])
     return len(queries)
 
 

@@ -1,0 +1,14 @@
+"""tests/query_counts.json holds only what a test still measures: a page or endpoint that is gone
+(or renamed) must leave the ratchet with it, not linger as a number nobody checks."""
+
+from __future__ import annotations
+
+from tests.frontend.test_query_counts import PAGES as REGISTRY_PAGES
+from tests.frontend_deployments.test_query_counts import PAGES as DEPLOYMENT_PAGES
+from tests.registry.test_query_counts import ENDPOINTS
+from tests.support.query_counts import recorded_counts
+
+
+def test_every_recorded_count_is_still_measured():
+    measured = set(REGISTRY_PAGES) | set(DEPLOYMENT_PAGES) | {f"GET {url}" for url in ENDPOINTS}
+    assert set(recorded_counts()) == measured
