@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.utils import timezone
 
 from identity.models import AuditEvent
+from tests.support.pages import html_of
 
 
 def add_event(team, action="model.update", **fields):  # type: ignore[no-untyped-def]
@@ -43,7 +44,7 @@ def test_it_shows_actor_action_target_diff_and_request_id(browser_for, team):
 def test_it_hides_events_of_other_teams(browser_for, team, other_team):
     add_event(team, target_label="mine")
     add_event(other_team, target_label="theirs")
-    html = browser_for("viewer").get("/audit/").content.decode()
+    html = html_of(browser_for("viewer"), "/audit/")
     assert "mine" in html and "theirs" not in html
 
 
@@ -56,7 +57,7 @@ def test_it_filters_by_action_actor_target_time_and_request(browser_for, team):
     client = browser_for("viewer")
 
     def actions(query: str) -> list[str]:
-        html = client.get(f"/audit/?{query}").content.decode()
+        html = html_of(client, f"/audit/?{query}")
         return [a for a in ("token.create", "alias.set") if f"<code>{a}</code>" in html]
 
     assert actions("action=alias") == ["alias.set"]
@@ -71,10 +72,10 @@ def test_it_paginates(browser_for, team):
     for i in range(30):
         add_event(team, target_label=f"target-{i:02d}")
     client = browser_for("viewer")
-    first = client.get("/audit/").content.decode()
+    first = html_of(client, "/audit/")
     assert "target-29" in first and "target-04" not in first
     assert "30 results" in first
-    assert "target-04" in client.get("/audit/?page=2").content.decode()
+    assert "target-04" in html_of(client, "/audit/?page=2")
 
 
 def test_a_bad_filter_is_reported_and_shows_nothing(browser_for, team):

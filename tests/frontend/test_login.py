@@ -10,6 +10,7 @@ from django.conf import settings
 from django.test import Client
 
 import frontend
+from tests.support.pages import html_of
 
 REPO = Path(settings.BASE_DIR)
 
@@ -60,7 +61,7 @@ def test_root_redirects_to_the_models_list(browser_for):
 
 
 def test_the_layout_has_nav_skip_link_logout_and_an_htmx_csrf_header(browser_for):
-    html = browser_for("viewer").get("/models/").content.decode()
+    html = html_of(browser_for("viewer"), "/models/")
     assert 'href="#main"' in html and 'id="main"' in html
     for href in ("/models/", "/teams/", "/audit/", "/api/docs/"):
         assert f'href="{href}"' in html
@@ -70,7 +71,7 @@ def test_the_layout_has_nav_skip_link_logout_and_an_htmx_csrf_header(browser_for
 
 
 def test_pages_load_no_asset_from_another_host(browser_for):
-    html = browser_for("viewer").get("/models/").content.decode()
+    html = html_of(browser_for("viewer"), "/models/")
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert "/static/frontend/vendor/htmx.min.js" in html
 

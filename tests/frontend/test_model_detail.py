@@ -5,6 +5,7 @@ from __future__ import annotations
 from identity.models import AuditEvent
 from registry.models import Alias
 from tests.factories import RegisteredModelFactory
+from tests.support.pages import html_of
 
 URL = "/models/fraud-scorer/"
 
@@ -42,7 +43,7 @@ def test_it_rejects_put(browser_for, scorer):
 
 def test_a_viewer_sees_no_alias_form_and_is_forbidden_to_post_it(browser_for, scorer):
     client = browser_for("viewer")
-    html = client.get(URL).content.decode()
+    html = html_of(client, URL)
     assert "Set alias" not in html and "Remove @champion" not in html
     events = AuditEvent.objects.count()
     response = client.post(URL, {"name": "champion", "version": 2})
@@ -53,14 +54,14 @@ def test_a_viewer_sees_no_alias_form_and_is_forbidden_to_post_it(browser_for, sc
 
 def test_a_maintainer_points_an_alias_at_another_version(browser_for, scorer):
     client = browser_for("maintainer")
-    assert "Set alias" in client.get(URL).content.decode()
+    assert "Set alias" in html_of(client, URL)
     response = client.post(URL, {"name": "champion", "version": 2})
     assert response.status_code == 302
     assert response["Location"] == URL
     assert champion_version(scorer) == 2
     event = AuditEvent.objects.filter(action="alias.set").first()
     assert event.actor_label == "maintainer" and event.after == {"version": 2}
-    assert "Alias champion now points at v2." in client.get(URL).content.decode()
+    assert "Alias champion now points at v2." in html_of(client, URL)
 
 
 def test_it_sets_an_alias_in_place_with_htmx(browser_for, scorer):

@@ -6,6 +6,7 @@ import re
 
 from registry.models import RegisteredModel
 from tests.factories import RegisteredModelFactory
+from tests.support.pages import html_of
 
 
 def names_in(response) -> list[str]:  # type: ignore[no-untyped-def]
@@ -39,7 +40,7 @@ def test_it_filters_by_search_team_risk_tier_and_tag(browser_for, team, other_te
 
 
 def test_it_offers_only_visible_teams_in_the_team_filter(browser_for, team, other_team):
-    html = browser_for("viewer").get("/models/").content.decode()
+    html = html_of(browser_for("viewer"), "/models/")
     assert '<option value="fraud"' in html
     assert '<option value="search"' not in html
 
@@ -85,7 +86,7 @@ def test_a_history_restore_gets_the_whole_page(browser_for, team):
 
 
 def test_the_filter_form_works_without_javascript(browser_for):
-    html = browser_for("viewer").get("/models/").content.decode()
+    html = html_of(browser_for("viewer"), "/models/")
     assert re.search(r'<form class="filters" method="get" action="/models/"', html)
     assert '<button type="submit" class="button">Filter</button>' in html
 
@@ -103,7 +104,7 @@ def test_it_rejects_post(browser_for):
 
 
 def test_the_filter_selects_offer_any_as_a_named_first_choice(browser_for):
-    html = browser_for("viewer").get("/models/").content.decode()
+    html = html_of(browser_for("viewer"), "/models/")
     assert '<option value="" selected>Any risk tier</option>' in html
     assert '<option value="" selected>Any team</option>' in html
     assert "---------" not in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from identity.models import Membership
 from tests.factories import make_token
+from tests.support.pages import html_of
 
 
 def test_it_shows_members_roles_duties_and_tokens(browser_for, team, people):
@@ -23,14 +24,14 @@ def test_it_shows_members_roles_duties_and_tokens(browser_for, team, people):
 
 def test_a_viewer_sees_no_owner_forms(browser_for, team, people):
     make_token(team, ["read"])
-    html = browser_for("viewer").get("/teams/fraud/").content.decode()
+    html = html_of(browser_for("viewer"), "/teams/fraud/")
     for owner_only in ("Add member", "Create token", "Revoke", "Remove"):
         assert owner_only not in html
 
 
 def test_an_owner_sees_the_owner_forms(browser_for, team, people):
     make_token(team, ["read"])
-    html = browser_for("owner").get("/teams/fraud/").content.decode()
+    html = html_of(browser_for("owner"), "/teams/fraud/")
     for owner_only in ("Add member", "Create token", "Revoke", "Remove"):
         assert owner_only in html
 

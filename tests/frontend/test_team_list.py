@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support.pages import html_of
+
 
 def test_it_lists_my_teams_with_my_role(browser_for, team, other_team):
     response = browser_for("maintainer").get("/teams/")
@@ -12,7 +14,7 @@ def test_it_lists_my_teams_with_my_role(browser_for, team, other_team):
 
 
 def test_an_admin_sees_all_teams(browser_for, team, other_team):
-    html = browser_for("admin").get("/teams/").content.decode()
+    html = html_of(browser_for("admin"), "/teams/")
     assert 'href="/teams/fraud/"' in html and 'href="/teams/search/"' in html
 
 

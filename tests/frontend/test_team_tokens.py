@@ -9,6 +9,7 @@ from django.core import serializers
 
 from identity.models import ApiToken, AuditEvent
 from tests.factories import make_token
+from tests.support.pages import html_of
 
 CREATE_URL = "/teams/fraud/tokens/"
 GOOD = {"name": "github-actions", "scopes": ["read", "write"], "expires_in_days": "30"}
@@ -29,7 +30,7 @@ def test_an_owner_creates_a_token_and_sees_its_secret_once(browser_for, team, pe
     token = ApiToken.objects.get(team=team, name="github-actions")
     assert secret.startswith(token.prefix)
     assert token.scopes == ["read", "write"]
-    assert secret not in client.get("/teams/fraud/").content.decode()
+    assert secret not in html_of(client, "/teams/fraud/")
 
 
 def test_the_secret_is_neither_in_the_database_nor_in_the_audit_log(browser_for, team, people):

@@ -7,6 +7,7 @@ import pytest
 from identity.models import AuditEvent
 from registry.models import ModelVersion
 from tests.factories import ModelVersionFactory
+from tests.support.pages import html_of
 
 URL = "/models/fraud-scorer/versions/1/"
 
@@ -54,7 +55,7 @@ def test_it_shows_artifact_lineage_schemas_metrics_and_baseline(browser_for, ric
 
 def test_it_never_turns_a_stored_url_into_a_javascript_link(browser_for, scorer):
     ModelVersion.objects.filter(model=scorer, number=1).update(ci_run_url="javascript:alert(1)")
-    html = browser_for("viewer").get(URL).content.decode()
+    html = html_of(browser_for("viewer"), URL)
     assert 'href="javascript:' not in html
 
 
@@ -68,7 +69,7 @@ def test_it_rejects_delete(browser_for, scorer):
 
 
 def test_it_offers_only_the_allowed_status_moves(browser_for, scorer):
-    html = browser_for("maintainer").get(URL).content.decode()
+    html = html_of(browser_for("maintainer"), URL)
     for allowed in ("registered", "validated", "deprecated", "archived"):
         assert f'<option value="{allowed}"' in html
     assert '<option value="approved"' not in html  # registered cannot jump to approved
@@ -95,14 +96,14 @@ def test_a_disallowed_move_is_refused_with_409_and_nothing_written(browser_for, 
 
 def test_an_archived_version_offers_no_move(browser_for, scorer):
     ModelVersionFactory(model=scorer, number=3, status="archived")
-    html = browser_for("maintainer").get("/models/fraud-scorer/versions/3/").content.decode()
+    html = html_of(browser_for("maintainer"), "/models/fraud-scorer/versions/3/")
     assert '<option value="archived" selected>' in html
     assert '<option value="approved"' not in html
 
 
 def test_a_viewer_sees_no_form_and_is_forbidden_to_post_it(browser_for, scorer):
     client = browser_for("viewer")
-    assert "Update version" not in client.get(URL).content.decode()
+    assert "Update version" not in html_of(client, URL)
     response = client.post(URL, {"status": "validated", "tags": ""})
     assert response.status_code == 403
     assert scorer.versions.get(number=1).status == "registered"

@@ -7,6 +7,7 @@ import pytest
 
 from deployments.models import Deployment, Rollback
 from tests.deployments_api.builders import give_duty, release_of
+from tests.support.pages import html_of
 
 
 def url(deployment: Deployment) -> str:
@@ -35,7 +36,7 @@ def test_it_links_the_active_release_and_lists_recent_ones(
     browser_for, deployment, versions, people
 ):
     release = release_of(deployment, versions[3], people["maintainer"])
-    html = browser_for("viewer").get(url(deployment)).content.decode()
+    html = html_of(browser_for("viewer"), url(deployment))
     assert f'<a href="/releases/{release.pk}/">#{release.pk}: v3 (Awaiting approval)</a>' in html
     assert "<td>v2 → v3</td>" in html
 
@@ -46,23 +47,23 @@ def test_it_links_the_active_release_and_lists_recent_ones(
 def test_the_rollback_button_names_the_version_for_those_allowed(
     browser_for, deployment, who, shown
 ):
-    html = browser_for(who).get(url(deployment)).content.decode()
+    html = html_of(browser_for(who), url(deployment))
     assert ("Roll back to v1…" in html) is shown
 
 
 def test_an_on_call_viewer_sees_the_rollback_button(browser_for, deployment, people, team):
     give_duty(people["viewer"], team, is_on_call=True)
-    assert "Roll back to v1…" in browser_for("viewer").get(url(deployment)).content.decode()
+    assert "Roll back to v1…" in html_of(browser_for("viewer"), url(deployment))
 
 
 def test_no_rollback_button_without_an_earlier_version(browser_for, deployment):
     Deployment.objects.filter(pk=deployment.pk).update(previous_stable_version=None)
-    assert "Roll back to" not in browser_for("owner").get(url(deployment)).content.decode()
+    assert "Roll back to" not in html_of(browser_for("owner"), url(deployment))
 
 
 @pytest.mark.parametrize(("who", "shown"), [("maintainer", True), ("viewer", False)])
 def test_the_start_a_release_form_is_for_maintainers(browser_for, deployment, who, shown):
-    html = browser_for(who).get(url(deployment)).content.decode()
+    html = html_of(browser_for(who), url(deployment))
     assert ("Start release</button>" in html) is shown
     if shown:  # offers the versions, not the one serving
         assert '<option value="3">v3' in html and '<option value="2">' not in html
@@ -84,7 +85,7 @@ def test_the_history_page_lists_revisions_newest_first(browser_for, deployment, 
     services.deployment_configure(
         actor=Actor.from_principal(people["maintainer"]), deployment=deployment, replicas=5
     )
-    html = browser_for("viewer").get(f"/deployments/{deployment.pk}/configs/").content.decode()
+    html = html_of(browser_for("viewer"), f"/deployments/{deployment.pk}/configs/")
     assert html.index("r2") < html.index("r1")
     assert '<span class="badge ok">current</span>' in html and "<td>5</td>" in html
     assert browser_for("outsider").get(f"/deployments/{deployment.pk}/configs/").status_code == 404

@@ -7,6 +7,7 @@ import pytest
 
 from deployments.models import Deployment, Rollback
 from tests.deployments_api.builders import give_duty
+from tests.support.pages import html_of
 
 
 def url(deployment: Deployment) -> str:
@@ -35,13 +36,13 @@ def test_posting_rolls_back_and_enqueues_the_work(
     assert rollback.to_version.number == 1 and rollback.reason == "error spike"
     assert rollback.actor_label == who
     assert len(callbacks) == 1
-    page = client.get(response["Location"]).content.decode()
+    page = html_of(client, response["Location"])
     assert "Rolling back fraud-detector in production to v1." in page
 
 
 def test_a_viewer_sees_no_form_and_cannot_post(browser_for, deployment):
     client = browser_for("viewer")
-    html = client.get(url(deployment)).content.decode()
+    html = html_of(client, url(deployment))
     assert "You may not roll back" in html and "<button" not in html.split("confirm-title")[1]
     response = client.post(url(deployment), {"reason": "x"})
     assert response.status_code == 403
@@ -62,7 +63,7 @@ def test_an_outsider_gets_404(browser_for, deployment):
 def test_with_nothing_to_go_back_to_it_says_so(browser_for, deployment):
     Deployment.objects.filter(pk=deployment.pk).update(previous_stable_version=None)
     client = browser_for("owner")
-    assert "Nothing to roll back to" in client.get(url(deployment)).content.decode()
+    assert "Nothing to roll back to" in html_of(client, url(deployment))
     response = client.post(url(deployment), {})
     assert response.status_code == 409
     assert "no earlier promoted version" in response.content.decode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from deployments.models import Release, ReleaseState
 from tests.deployments_api.builders import deployment_of, put_in_state, release_of
 from tests.factories import ModelVersionFactory, RegisteredModelFactory
+from tests.support.pages import html_of
 
 URL = "/deployments/"
 
@@ -26,14 +27,14 @@ def test_an_active_canary_shows_its_version_and_weights(browser_for, deployment,
     release = release_of(deployment, versions[3], people["maintainer"])
     put_in_state(release, ReleaseState.PROGRESSING, action="analyze")
     Release.objects.filter(pk=release.pk).update(traffic={"weights": {"2": 90, "3": 10}})
-    html = browser_for("viewer").get(URL).content.decode()
+    html = html_of(browser_for("viewer"), URL)
     assert f'href="/releases/{release.pk}/">#{release.pk}: v3</a>' in html
     assert '<span class="tag">v2 90%</span><span class="tag">v3 10%</span>' in html
     assert "Rolling out" in html
 
 
 def test_an_outsider_sees_none_of_the_teams_deployments(browser_for, deployment):
-    html = browser_for("outsider").get(URL).content.decode()
+    html = html_of(browser_for("outsider"), URL)
     assert "fraud-detector" not in html and "No deployments you can see yet." in html
 
 
@@ -48,4 +49,4 @@ def test_it_rejects_post(browser_for, deployment):
 
 def test_a_version_of_a_model_not_deployed_is_not_listed(browser_for, deployment, team):
     ModelVersionFactory(model=RegisteredModelFactory(name="orphan", team=team), number=1)
-    assert "orphan" not in browser_for("viewer").get(URL).content.decode()
+    assert "orphan" not in html_of(browser_for("viewer"), URL)

@@ -7,6 +7,7 @@ import pytest
 
 from deployments.models import Approval, Release, ReleaseState
 from tests.deployments_api.builders import give_duty, put_in_state, release_of
+from tests.support.pages import html_of
 
 ANALYSIS_EVIDENCE = {
     "verdict": "pass",
@@ -36,7 +37,7 @@ def buttons(html: str) -> set[str]:
 
 def test_it_shows_the_path_with_the_current_step_and_the_gates(browser_for, release):
     put_in_state(release, ReleaseState.PROGRESSING, action="analyze")
-    html = browser_for("viewer").get(url(release)).content.decode()
+    html = html_of(browser_for("viewer"), url(release))
     assert html.count('aria-current="step"') == 1
     current = html.split('aria-current="step"')[1].split("</li>")[0]
     assert "Canary analysis at 10% over 60s" in current
@@ -57,7 +58,7 @@ def test_analysis_numbers_are_a_table(browser_for, release):
         reason="canary within SLO",
         evidence=ANALYSIS_EVIDENCE,
     )
-    html = browser_for("viewer").get(url(release)).content.decode()
+    html = html_of(browser_for("viewer"), url(release))
     assert '<th scope="row">Requests</th><td>900</td><td>100</td>' in html
     assert '<th scope="row">error_rate</th><td>0</td><td>0.01</td><td>pass</td>' in html
     assert '<th scope="row">latency</th><td>0.41</td><td>pass</td>' in html
@@ -68,7 +69,7 @@ def test_approvals_and_who_decided_are_shown(browser_for, release, people):
     Approval.objects.create(
         release=release, user=people["owner"], decision="approve", comment="lgtm"
     )
-    html = browser_for("viewer").get(url(release)).content.decode()
+    html = html_of(browser_for("viewer"), url(release))
     assert "<strong>owner</strong> approved" in html and "lgtm" in html
 
 
@@ -93,13 +94,13 @@ def test_the_buttons_follow_role_and_state_while_awaiting_approval(
 
 def test_operators_see_promote_and_pause_during_an_analysis(browser_for, release):
     put_in_state(release, ReleaseState.PROGRESSING, action="analyze")
-    assert buttons(browser_for("maintainer").get(url(release)).content.decode()) == {
+    assert buttons(html_of(browser_for("maintainer"), url(release))) == {
         "promote",
         "pause",
         "abort",
     }
     put_in_state(release, ReleaseState.PAUSED, action="analyze")
-    assert buttons(browser_for("maintainer").get(url(release)).content.decode()) == {
+    assert buttons(html_of(browser_for("maintainer"), url(release))) == {
         "promote",
         "resume",
         "abort",
@@ -113,9 +114,9 @@ def test_it_polls_while_active_and_stops_once_terminal(browser_for, release):
     assert html.lstrip().startswith('<div id="release-live"') and "<html" not in html
     assert 'hx-trigger="every 3s"' in html
     put_in_state(release, ReleaseState.PROMOTED)
-    done = client.get(url(release), HTTP_HX_REQUEST="true").content.decode()
+    done = html_of(client, url(release), HTTP_HX_REQUEST="true")
     assert "hx-trigger" not in done and "Promoted" in done
-    assert buttons(client.get(url(release)).content.decode()) == set()
+    assert buttons(html_of(client, url(release))) == set()
 
 
 def test_an_approver_approves_from_the_page(browser_for, release):
@@ -124,7 +125,7 @@ def test_an_approver_approves_from_the_page(browser_for, release):
     assert response.status_code == 302 and response["Location"] == url(release)
     assert Release.objects.get(pk=release.pk).state == ReleaseState.APPROVED
     assert Approval.objects.get().comment == "ship it"
-    assert "You approved release" in client.get(url(release)).content.decode()
+    assert "You approved release" in html_of(client, url(release))
 
 
 @pytest.mark.parametrize("author", ["maintainer", "admin"])
@@ -134,7 +135,7 @@ def test_it_offers_the_author_no_approve_button_and_refuses_a_forced_post(
     give_duty(people["maintainer"], team, is_approver=True)
     release = release_of(deployment, versions[3], people[author])
     client = browser_for(author)
-    assert buttons(client.get(url(release)).content.decode()) == {"abort"}
+    assert buttons(html_of(client, url(release))) == {"abort"}
     response = client.post(url(release, "approve"), {})
     assert response.status_code == 403
     assert "the author of a release cannot approve or reject it" in response.content.decode()
