@@ -30,7 +30,7 @@ def collect(deployment_id: int) -> Collected:
     result = Collected()
     with transaction.atomic():
         try:
-            deployment = engine._lock(
+            deployment = engine.lock_row(
                 Deployment.objects.select_related(
                     "environment", "model", "stable_version", "previous_stable_version"
                 ),

@@ -1,6 +1,7 @@
 """Deployment tables: environments, deployments and their versioned configs, releases with their
 steps and approvals, and rollbacks. A release row is desired state; the reconcile loop
-(deployments/engine.py) moves the runtime toward it. Writes live in services.py."""
+(deployments/engine/) moves the runtime toward it. Writes live in services.py. Each set of
+release states is named once, here; the rules that read them live in policy.py."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core import clock
 from identity.models import TeamScopedQuerySet
 from registry.models import ModelVersion, RegisteredModel
 
@@ -198,6 +200,20 @@ TERMINAL_STATES = frozenset(
 ACTIVE_STATES = frozenset(set(ReleaseState.values) - TERMINAL_STATES)
 # Active, but the engine has nothing to do until a person acts (approves, resumes).
 WAITING_FOR_A_PERSON = frozenset({ReleaseState.AWAITING_APPROVAL, ReleaseState.PAUSED})
+# The engine is walking the plan: a person may pause these, and resuming one changes nothing.
+RUNNING_STATES = frozenset(
+    {
+        ReleaseState.APPROVED,
+        ReleaseState.STAGING,
+        ReleaseState.REHEARSAL,
+        ReleaseState.PROGRESSING,
+    }
+)
+# Ended before the end of its plan, at the step it had reached (a rejected release never
+# started its plan; a promoted one finished it).
+ENDED_SHORT_STATES = frozenset(
+    {ReleaseState.FAILED, ReleaseState.ROLLED_BACK, ReleaseState.ABORTED}
+)
 
 # The one table of allowed transitions (checked in engine.transition()).
 RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -265,7 +281,8 @@ class Release(models.Model):
     )
     config = models.ForeignKey(DeploymentConfig, on_delete=models.PROTECT, related_name="+")
     strategy = models.CharField(max_length=20, choices=Strategy.choices)
-    # The frozen list of steps (staging, rehearsal, production) and where we are in it.
+    # The frozen list of steps (staging, rehearsal, production) and where we are in it: each
+    # is an engine.PlanStep's to_json() (read them with engine.steps_of / engine.current_step).
     plan = models.JSONField(default=list)
     step_index = models.PositiveIntegerField(default=0)
     step_started_at = models.DateTimeField(null=True, blank=True)
@@ -277,6 +294,9 @@ class Release(models.Model):
     )
     paused_from = models.CharField(max_length=30, blank=True)
     status_reason = models.TextField(blank=True)
+    # A person aborted the release: once the rollback under way is done, it ends aborted rather
+    # than rolled back (policy.is_aborting).
+    aborting = models.BooleanField(default=False)
     required_approvals = models.PositiveSmallIntegerField(default=0)
     inconclusive_notified = models.BooleanField(default=False)
     traffic = models.JSONField(default=dict, blank=True)  # last split we applied, for the pages
@@ -309,10 +329,6 @@ class Release(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
-
-    @property
-    def current_step(self) -> dict | None:
-        return self.plan[self.step_index] if self.step_index < len(self.plan) else None
 
 
 class ReleaseStep(models.Model):
@@ -387,7 +403,9 @@ class Rollback(models.Model):
     reason = models.TextField(blank=True)
     automatic = models.BooleanField(default=False)
     evidence = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # On the engine's clock (core.clock), because the rollback's progress deadline counts from
+    # here: a wall-clock stamp against a moved engine clock would end a rollback at once.
+    created_at = models.DateTimeField(default=clock.now, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

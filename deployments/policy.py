@@ -7,25 +7,27 @@ from dataclasses import dataclass
 
 from registry.models import ModelVersion
 
-from .models import ACTIVE_STATES, Deployment, Release, ReleaseState, RollbackState
-
-OPERATE_STATES = (
-    ReleaseState.APPROVED,
-    ReleaseState.STAGING,
-    ReleaseState.REHEARSAL,
-    ReleaseState.PROGRESSING,
+from .engine import StepAction, StepTarget, current_step, steps_of
+from .models import (
+    ACTIVE_STATES,
+    RUNNING_STATES,
+    Deployment,
+    Release,
+    ReleaseState,
+    RollbackState,
 )
 
 
 def in_production(release: Release) -> bool:
-    """The release is rolling out in production (or paused there)."""
-    return release.state == ReleaseState.PROGRESSING or (
-        release.state == ReleaseState.PAUSED and release.paused_from == ReleaseState.PROGRESSING
-    )
+    """The release is rolling out in production, or paused there. A release rolling back is
+    not: it is going back, and only its rollback acts on it."""
+    state = release.paused_from if release.state == ReleaseState.PAUSED else release.state
+    return state == ReleaseState.PROGRESSING
 
 
 def is_aborting(release: Release) -> bool:
-    return release.state == ReleaseState.ROLLING_BACK and release.status_reason == "aborting"
+    """A person aborted the release and its rollback is under way."""
+    return release.state == ReleaseState.ROLLING_BACK and release.aborting
 
 
 def allowed_actions(release: Release) -> set[str]:
@@ -35,10 +37,10 @@ def allowed_actions(release: Release) -> set[str]:
     allowed: set[str] = set()
     if release.state == ReleaseState.AWAITING_APPROVAL:
         allowed |= {"approve", "reject"}
-    step = release.current_step
-    if in_production(release) and step is not None and step["action"] == "analyze":
+    step = current_step(release)
+    if in_production(release) and step is not None and step.action == StepAction.ANALYZE:
         allowed.add("promote")
-    if release.state in OPERATE_STATES:
+    if release.state in RUNNING_STATES:
         allowed.add("pause")
     if release.state == ReleaseState.PAUSED:
         allowed.add("resume")
@@ -52,9 +54,8 @@ def touched_production(release: Release) -> bool:
     indexes = release.steps.filter(kind="traffic", plan_index__isnull=False).values_list(
         "plan_index", flat=True
     )
-    return any(
-        0 <= i < len(release.plan) and release.plan[i]["target"] == "target" for i in indexes
-    )
+    plan = steps_of(release)
+    return any(0 <= i < len(plan) and plan[i].target == StepTarget.TARGET for i in indexes)
 
 
 @dataclass(frozen=True)

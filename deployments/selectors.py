@@ -15,8 +15,22 @@ from identity.permissions import Action, can, require
 from registry.models import ModelVersion
 
 from . import policy
+from .engine import (
+    AnalyzeStep,
+    AwaitReadyStep,
+    DeployStep,
+    NoteStep,
+    PlanStep,
+    PromoteStep,
+    SmokeStep,
+    StepPhase,
+    StepTarget,
+    TrafficStep,
+    steps_of,
+)
 from .models import (
     ACTIVE_STATES,
+    ENDED_SHORT_STATES,
     Approval,
     ApprovalDecision,
     Deployment,
@@ -241,39 +255,40 @@ class PathStep:
     """One stop on a release's path, as the page draws it."""
 
     index: int
-    phase: str
+    phase: StepPhase
     label: str
     status: str  # done | current | pending | failed
 
 
-def _step_label(step: dict[str, Any]) -> str:
-    action = step["action"]
-    where = "staging" if step.get("target") == "staging" else "production"
-    if action == "traffic":
-        weights = ", ".join(f"v{v} {w}%" for v, w in step["weights"].items())
-        mirror = step.get("mirror")
-        if mirror:
-            weights += f", mirror {mirror['percent']}% to v{mirror['version']}"
-        return f"Traffic in {where}: {weights}"
-    if action == "analyze":
-        kind = "shadow analysis" if step.get("shadow") else f"analysis at {step['weight']}%"
-        return f"Canary {kind} over {int(step['interval_seconds'])}s"
-    if action == "deploy":
-        return f"Deploy v{step['version']} to {where} ({step['track']})"
-    if action == "await_ready":
-        return f"Wait for v{step['version']} ready in {where}"
-    if action == "smoke":
-        return f"Smoke-test v{step['version']} in {where}"
-    if action == "promote":
-        return f"Promote v{step['version']} in {where}"
-    return str(step.get("note") or action)
+def _step_label(step: PlanStep) -> str:
+    where = "staging" if step.target == StepTarget.STAGING else "production"
+    match step:
+        case TrafficStep():
+            split = ", ".join(f"v{v} {w}%" for v, w in step.weights.items())
+            if step.mirror:
+                split += f", mirror {step.mirror.percent}% to v{step.mirror.version}"
+            return f"Traffic in {where}: {split}"
+        case AnalyzeStep():
+            kind = "shadow analysis" if step.shadow else f"analysis at {step.weight}%"
+            return f"Canary {kind} over {int(step.interval_seconds)}s"
+        case DeployStep():
+            return f"Deploy v{step.version} to {where} ({step.track})"
+        case AwaitReadyStep():
+            return f"Wait for v{step.version} ready in {where}"
+        case SmokeStep():
+            return f"Smoke-test v{step.version} in {where}"
+        case PromoteStep():
+            return f"Promote v{step.version} in {where}"
+        case NoteStep() if step.note:
+            return step.note
+    return str(step.action)
 
 
 def release_path(release: Release) -> list[PathStep]:
     """The frozen plan with the current step marked, ending with the promotion."""
-    failed = release.state in (ReleaseState.FAILED, ReleaseState.ROLLED_BACK, ReleaseState.ABORTED)
+    failed = release.state in ENDED_SHORT_STATES
     out = []
-    for index, step in enumerate(release.plan):
+    for index, step in enumerate(steps_of(release)):
         if index < release.step_index or release.state == ReleaseState.PROMOTED:
             status = "done"
         elif index == release.step_index and not release.is_terminal:
@@ -282,7 +297,7 @@ def release_path(release: Release) -> list[PathStep]:
             status = "failed"
         else:
             status = "pending"
-        out.append(PathStep(index, step["phase"], _step_label(step), status))
+        out.append(PathStep(index, step.phase, _step_label(step), status))
     return out
 
 
@@ -349,25 +364,25 @@ def release_gates(release: Release) -> list[Gate]:
     else:
         approval = Gate("approvals", "Approvals", "pending", count + (f": {who}" if who else ""))
     gates = [approval]
-    plan = release.plan
-    staging = [i for i, s in enumerate(plan) if s["phase"] == "staging"]
-    rehearsal = [i for i, s in enumerate(plan) if s["phase"] == "rehearsal"]
+    plan = steps_of(release)
+    staging = [i for i, s in enumerate(plan) if s.phase == StepPhase.STAGING]
+    rehearsal = [i for i, s in enumerate(plan) if s.phase == StepPhase.REHEARSAL]
     gates.append(
         _gate_from_plan("staging", "Staging deploy and smoke test", release, staging, steps)
     )
     gates.append(_gate_from_plan("rehearsal", "Rollback rehearsal", release, rehearsal, steps))
     for index, step in enumerate(plan):
-        if step["action"] != "analyze":
+        if not isinstance(step, AnalyzeStep):
             continue
         gates.append(_analysis_gate(release, index, step, steps))
     return gates
 
 
 def _analysis_gate(
-    release: Release, index: int, step: dict[str, Any], steps: list[ReleaseStep]
+    release: Release, index: int, step: AnalyzeStep, steps: list[ReleaseStep]
 ) -> Gate:
     name = f"analysis-{index}"
-    label = "Shadow analysis" if step.get("shadow") else f"Canary analysis at {step['weight']}%"
+    label = "Shadow analysis" if step.shadow else f"Canary analysis at {step.weight}%"
     results = [s for s in steps if s.plan_index == index and s.kind == "analysis"]
     if results:
         last = results[-1]

@@ -1,6 +1,6 @@
 """Every write to deployments and releases: one transaction, one permission check, audit events,
 and the reconcile enqueued after commit. The API, the pages and the workers call these; the
-engine (engine.py) carries the work out."""
+engine (deployments/engine/) carries the work out."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from registry.models import ModelVersion, RegisteredModel, RiskTier, VersionStat
 from . import engine, policy
 from .models import (
     ACTIVE_STATES,
+    RUNNING_STATES,
     Approval,
     ApprovalDecision,
     Deployment,
@@ -36,6 +37,7 @@ from .validation import (
     check_analysis_window,
     check_deployment_name,
     check_environment,
+    check_resources,
     validate_config,
     validate_strategy,
 )
@@ -117,7 +119,9 @@ def _new_config(deployment: Deployment, actor: Actor, values: dict[str, Any]) ->
     base: dict[str, Any] = {}
     if deployment.config is not None:
         base = {name: getattr(deployment.config, name) for name in CONFIG_FIELDS}
-    merged = {**base, **validate_config(values)}
+    # Checked whole: a request may now exceed the previous revision's limit, and a revision
+    # saved before quantities were canonical is written canonically from here on.
+    merged = check_resources({**base, **validate_config(values)}, revision=True)
     last = deployment.configs.order_by("-revision").values_list("revision", flat=True).first()
     config = DeploymentConfig.objects.create(
         deployment=deployment, revision=(last or 0) + 1, created_by_label=actor.label, **merged
@@ -319,7 +323,7 @@ def release_create(*, actor: Actor, deployment: Deployment, version: ModelVersio
                 from_version=deployment.stable_version,
                 config=deployment.config,
                 strategy=deployment.strategy,
-                plan=plan,
+                plan=engine.plan_to_json(plan),
                 required_approvals=required,
                 author=actor.user,
                 author_label=actor.label,
@@ -345,7 +349,7 @@ def release_create(*, actor: Actor, deployment: Deployment, version: ModelVersio
         "create",
         outcome="ok",
         actor=actor,
-        evidence={"plan": plan, "required_approvals": required},
+        evidence={"plan": engine.plan_to_json(plan), "required_approvals": required},
     )
     if required == 0:
         engine.transition(
@@ -457,12 +461,7 @@ def release_resume(*, actor: Actor, release: Release, reason: str = "") -> Relea
     require(actor.principal, Action.RELEASE_OPERATE, release)
     release = _locked(release)
     if release.state != ReleaseState.PAUSED:
-        if release.state in (
-            ReleaseState.STAGING,
-            ReleaseState.REHEARSAL,
-            ReleaseState.PROGRESSING,
-            ReleaseState.APPROVED,
-        ):
+        if release.state in RUNNING_STATES:
             return release  # already running: idempotent
         raise Conflict(f"a release that is {release.state} cannot be resumed", field="state")
     target = release.paused_from or ReleaseState.PROGRESSING
@@ -482,10 +481,10 @@ def release_promote(*, actor: Actor, release: Release, reason: str = "") -> Rele
     """Skip the current wait-and-analyse step and go to the next one."""
     require(actor.principal, Action.RELEASE_OPERATE, release)
     release = _locked(release)
-    step = release.current_step
+    step = engine.current_step(release)
     paused_in_production = release.state == ReleaseState.PAUSED
-    if "promote" not in policy.allowed_actions(release):
-        current = step["action"] if step else "none"
+    if "promote" not in policy.allowed_actions(release) or not isinstance(step, engine.AnalyzeStep):
+        current = step.action if step else "none"
         raise Conflict(
             f"a release that is {release.state} at step {current} cannot be promoted: only "
             "an analysis step of a production rollout can be skipped",
@@ -497,7 +496,7 @@ def release_promote(*, actor: Actor, release: Release, reason: str = "") -> Rele
         outcome="skipped",
         actor=actor,
         reason=reason or "promoted by hand",
-        evidence={"skipped_step": release.step_index, "weight": step.get("weight")},
+        evidence={"skipped_step": release.step_index, "weight": step.weight},
     )
     release.step_index += 1
     release.step_started_at = clock.now()
@@ -525,34 +524,20 @@ def release_abort(*, actor: Actor, release: Release, reason: str = "") -> Releas
     require(actor.principal, Action.RELEASE_OPERATE, release)
     release = _locked(release)
     reason = reason or "aborted by hand"
-    if release.state == ReleaseState.ABORTED or (
-        release.state == ReleaseState.ROLLING_BACK and release.status_reason == "aborting"
-    ):
+    if release.state == ReleaseState.ABORTED or policy.is_aborting(release):
         return release
     if release.is_terminal:
         raise Conflict(f"the release is already {release.state}", field="state")
-    in_production = release.state == ReleaseState.PROGRESSING or (
-        release.state in (ReleaseState.PAUSED, ReleaseState.ROLLING_BACK)
-        and (
-            release.paused_from == ReleaseState.PROGRESSING
-            or release.state == ReleaseState.ROLLING_BACK
-        )
-    )
     if release.state == ReleaseState.ROLLING_BACK:
-        rollback = release.rollbacks.order_by("-id").first()
-        if rollback is not None:
-            rollback.evidence = {**rollback.evidence, "aborting": True}
-            rollback.save(update_fields=["evidence"])
-        release.status_reason = "aborting"
-        release.save(update_fields=["status_reason"])
+        # Already going back: the rollback finishes, and then the release ends aborted.
+        release.aborting = True
+        release.save(update_fields=["aborting"])
         engine.record_step(release, "abort", outcome="ok", actor=actor, reason=reason)
         return release
-    if in_production:
+    if policy.in_production(release):
         engine.start_rollback(release, actor=actor, reason=reason, aborting=True)
         return release
-    step = release.current_step
-    if step is not None and step["target"] == "staging":
-        engine._restore_staging(release, step)
+    engine.restore_staging(release)
     engine.transition(release, ReleaseState.ABORTED, actor=actor, kind="abort", reason=reason)
     return release
 

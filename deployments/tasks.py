@@ -7,8 +7,8 @@ from celery import shared_task
 
 from core import clock
 
-from . import engine
-from .models import WAITING_FOR_A_PERSON, Release, Rollback, RollbackState
+from . import engine, gc
+from .models import WAITING_FOR_A_PERSON, Deployment, Release, Rollback, RollbackState
 from .runtime.base import TransientRuntimeError
 
 RETRY = {
@@ -20,7 +20,7 @@ RETRY = {
 }
 
 
-@shared_task(name="deployments.reconcile_release", acks_late=True, **RETRY)
+@shared_task(name=engine.RECONCILE_TASK, acks_late=True, **RETRY)
 def reconcile_release(release_id: int, force: bool = False) -> float | None:
     delay = engine.reconcile(release_id, force=force)
     if delay is not None:
@@ -28,7 +28,7 @@ def reconcile_release(release_id: int, force: bool = False) -> float | None:
     return delay
 
 
-@shared_task(name="deployments.execute_rollback", acks_late=True, **RETRY)
+@shared_task(name=engine.ROLLBACK_TASK, acks_late=True, **RETRY)
 def execute_rollback(rollback_id: int) -> float | None:
     delay = engine.rollback_reconcile(rollback_id)
     if delay is not None:
@@ -39,9 +39,6 @@ def execute_rollback(rollback_id: int) -> float | None:
 @shared_task(name="deployments.collect_garbage", ignore_result=True)
 def collect_garbage() -> int:
     """Beat: scale down versions kept warm past their time, remove unreferenced ones."""
-    from . import gc
-    from .models import Deployment
-
     done = 0
     for deployment_id in Deployment.objects.filter(promoted_at__isnull=False).values_list(
         "pk", flat=True

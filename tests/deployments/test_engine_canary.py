@@ -52,16 +52,19 @@ def test_a_canary_walks_its_weights_and_promotes(promoted_v1):
 
 
 def test_the_rollback_rehearsal_runs_in_staging(promoted_v1):
+    from deployments.engine import StepPhase, steps_of
+
     release = drive(promoted_v1.release(2))
+    plan = steps_of(release)
     rehearsal = [
         s
         for s in release.steps.all()
         if s.plan_index is not None
-        and s.plan_index < len(release.plan)
-        and release.plan[s.plan_index]["phase"] == "rehearsal"
+        and s.plan_index < len(plan)
+        and plan[s.plan_index].phase == StepPhase.REHEARSAL
         and s.kind in {"traffic", "smoke"}
     ]
-    assert [(s.kind, release.plan[s.plan_index].get("version")) for s in rehearsal] == [
+    assert [(s.kind, getattr(plan[s.plan_index], "version", None)) for s in rehearsal] == [
         ("traffic", None),
         ("smoke", 1),
         ("traffic", None),
@@ -85,7 +88,7 @@ def test_new_versions_get_traffic_only_after_they_are_ready(promoted_v1):
     release.refresh_from_db()
     assert release.state == "progressing"
     assert world.weights() == {1: 100}, "no traffic before v2 is observed ready"
-    assert release.plan[release.step_index]["action"] == "await_ready"
+    assert engine.current_step(release).action == engine.StepAction.AWAIT_READY
     world.fake.mark_deployment_ready("ml-prod", "fraud-v2")
     world.fake.auto_ready = True
     assert drive(release).state == "promoted"

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from core import clock
 from deployments import engine
+from deployments.engine import StepAction, binding, steps_of
 from deployments.models import ReleaseStep
 from deployments.runtime.base import TrafficSplit, TransientRuntimeError
 from tests.deployments.conftest import drive
@@ -50,50 +51,48 @@ def assert_invariants(world, release):  # type: ignore[no-untyped-def]
     done = ReleaseStep.objects.filter(
         release=release, outcome="ok", plan_index__isnull=False
     ).exclude(kind="analysis")
+    plan = steps_of(release)
     indexes = [
-        s.plan_index
-        for s in done
-        if s.kind == release.plan[min(s.plan_index, len(release.plan) - 1)]["action"]
+        s.plan_index for s in done if s.kind == plan[min(s.plan_index, len(plan) - 1)].action
     ]
     assert len(indexes) == len(set(indexes)), "a step was recorded twice"
 
 
-def count_side_effects(world) -> int:  # type: ignore[no-untyped-def]
+def count_side_effects(world, monkeypatch) -> int:  # type: ignore[no-untyped-def]
     """How many runtime writes a clean canary release of v2 makes."""
     counter = CrashingRuntime(None, crash_after=-1)
-    real = engine.runtime_of
+    real = binding.runtime_for
 
-    def counting(deployment):  # type: ignore[no-untyped-def]
-        counter.inner = real(deployment)
+    def counting(kind, config):  # type: ignore[no-untyped-def]
+        counter.inner = real(kind, config)
         return counter
 
-    engine.runtime_of = counting
-    try:
+    # Every module of the engine reaches the runtime through binding.runtime_of.
+    with monkeypatch.context() as patch:
+        patch.setattr(binding, "runtime_for", counting)
         with transaction.atomic():
             sid = transaction.savepoint()
             release = drive(world.release(2))
             assert release.state == "promoted"
             transaction.savepoint_rollback(sid)
-    finally:
-        engine.runtime_of = real
     return counter.count
 
 
 def test_a_crash_between_any_two_side_effects_is_safe(promoted_v1, monkeypatch):
     world = promoted_v1
-    total = count_side_effects(world)
+    total = count_side_effects(world, monkeypatch)
     assert total >= 8
-    real = engine.runtime_of
+    real = binding.runtime_for
     for crash_at in range(1, total + 1):
         with transaction.atomic():
             sid = transaction.savepoint()
             crashing = CrashingRuntime(None, crash_at)
 
-            def crash_once(deployment, crashing=crashing):  # type: ignore[no-untyped-def]
-                crashing.inner = real(deployment)
+            def crash_once(kind, config, crashing=crashing):  # type: ignore[no-untyped-def]
+                crashing.inner = real(kind, config)
                 return crashing
 
-            monkeypatch.setattr(engine, "runtime_of", crash_once)
+            monkeypatch.setattr(binding, "runtime_for", crash_once)
             release = world.release(2)
             crashed = False
             for _ in range(400):
@@ -105,14 +104,14 @@ def test_a_crash_between_any_two_side_effects_is_safe(promoted_v1, monkeypatch):
                 except Crash:
                     crashed = True
                 clock.advance(5)
-            monkeypatch.setattr(engine, "runtime_of", real)
+            monkeypatch.setattr(binding, "runtime_for", real)
             release.refresh_from_db()
             assert crashed, f"no crash at {crash_at}"
             assert release.state == "promoted", (crash_at, release.state, release.status_reason)
             assert_invariants(world, release)
             transaction.savepoint_rollback(sid)
             # The database went back to "v1 serves"; put the fake cluster back there too.
-            real(world.deployment).set_traffic(
+            engine.runtime_of(world.deployment).set_traffic(
                 engine.deployment_ref(world.deployment), TrafficSplit.all_to(1)
             )
 
@@ -130,7 +129,7 @@ def test_a_duplicated_task_does_not_double_a_step(promoted_v1):
         clock.advance(5)
     assert release.state == "promoted"
     traffic_steps = ReleaseStep.objects.filter(release=release, kind="traffic")
-    plan_traffic = [i for i, s in enumerate(release.plan) if s["action"] == "traffic"]
+    plan_traffic = [i for i, s in enumerate(steps_of(release)) if s.action == StepAction.TRAFFIC]
     assert sorted(traffic_steps.values_list("plan_index", flat=True)) == plan_traffic
 
 

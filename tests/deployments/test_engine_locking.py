@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, connections
 
 from deployments import engine
+from deployments.engine import loop
 from deployments.models import Release
 
 
@@ -21,7 +22,7 @@ def test_two_workers_never_act_on_one_release_at_once(transactional_db, promoted
     results: dict[str, object] = {}
     inside = []
 
-    real_advance = engine._advance
+    real_advance = loop._advance
 
     def slow_advance(r):  # type: ignore[no-untyped-def]
         inside.append(threading.current_thread().name)
@@ -29,7 +30,7 @@ def test_two_workers_never_act_on_one_release_at_once(transactional_db, promoted
         release_lock.wait(10)
         return real_advance(r)
 
-    engine._advance = slow_advance
+    loop._advance = slow_advance
     try:
 
         def first() -> None:
@@ -47,7 +48,7 @@ def test_two_workers_never_act_on_one_release_at_once(transactional_db, promoted
         release_lock.set()
         t.join(20)
     finally:
-        engine._advance = real_advance
+        loop._advance = real_advance
     assert inside == ["worker-1"], "only one worker entered the release"
     assert results["second"] is None
     assert waited < 2, "the second worker does not queue behind the lock"

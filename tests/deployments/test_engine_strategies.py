@@ -211,7 +211,7 @@ def test_a_canary_step_waits_for_the_gateway_before_its_analysis_window(promoted
         engine.reconcile(release.pk, force=True)
         clock.advance(5)
     release.refresh_from_db()
-    assert release.current_step["action"] == "traffic"
+    assert engine.current_step(release).action == engine.StepAction.TRAFFIC
     assert not release.steps.filter(kind="analysis").exists()
     world.fake.gateway_controller = True
     world.fake.accept_route("ml-prod", "fraud")

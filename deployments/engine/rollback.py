@@ -1,0 +1,195 @@
+"""Rollback: all traffic back to a version that was promoted and healthy, then the rest scaled
+down. The fastest path in the system: it never asks the metrics source, and never scales a
+version down before the data plane serves the target alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import DatabaseError, transaction
+
+from core import clock
+from identity import audit
+from identity.audit import Actor
+
+from ..models import Deployment, Release, ReleaseState, Rollback, RollbackState
+from ..runtime.base import Readiness, Track, TrafficSplit
+from .binding import can_serve, deployment_ref, runtime_of, version_spec
+from .locking import lock_row
+from .plan import progress_deadline
+from .scheduling import POLL_SECONDS, schedule_reconcile, schedule_rollback
+from .transitions import ENGINE, transition
+
+
+def start_rollback(
+    release: Release,
+    *,
+    actor: Actor,
+    reason: str,
+    evidence: dict[str, Any] | None = None,
+    automatic: bool = False,
+    aborting: bool = False,
+) -> Rollback | None:
+    """Turn an active release around: all traffic back to the stable version it started from.
+    The Rollback row carries the work; the release waits in rolling_back until it is done, and
+    then ends aborted when `aborting` (a person aborted it), else rolled back."""
+    target = release.from_version
+    if aborting:
+        release.aborting = True
+    if target is None:
+        # Nothing served before: withdrawing the new version is the whole rollback.
+        transition(
+            release,
+            ReleaseState.ABORTED if aborting else ReleaseState.FAILED,
+            actor=actor,
+            kind="abort" if aborting else "fail",
+            reason=reason,
+            evidence=evidence,
+        )
+        runtime_of(release.deployment).scale_version(
+            deployment_ref(release.deployment), release.version.number, 0
+        )
+        return None
+    rollback = Rollback.objects.create(
+        deployment=release.deployment,
+        release=release,
+        from_version=release.version,
+        to_version=target,
+        actor_label=actor.label,
+        reason=reason,
+        automatic=automatic,
+        evidence={"trigger": evidence or {}},
+    )
+    transition(
+        release,
+        ReleaseState.ROLLING_BACK,
+        actor=actor,
+        kind="abort" if aborting else "rollback",
+        reason=reason,
+        evidence={"rollback_id": rollback.pk, "to_version": target.number, **(evidence or {})},
+        outcome="fail" if automatic else "",
+    )
+    schedule_rollback(rollback.pk)
+    return rollback
+
+
+def advance_rolling_back(release: Release) -> float | None:
+    """The release's side of its rollback: wait for it, then end the release."""
+    rollback = release.rollbacks.order_by("-id").first()
+    if rollback is None:
+        # Crash between states: the release says rolling back but no rollback was recorded.
+        rollback = Rollback.objects.create(
+            deployment=release.deployment,
+            release=release,
+            from_version=release.version,
+            to_version=release.from_version,
+            actor_label=ENGINE.label,
+            reason="resumed an interrupted rollback",
+        )
+    if rollback.state == RollbackState.PENDING:
+        delay = _rollback_step(rollback)
+        if delay is not None:
+            return delay
+    if rollback.state == RollbackState.DONE:
+        aborting = release.aborting
+        release.traffic = {"weights": {str(rollback.to_version.number): 100}, "mirror": None}
+        transition(
+            release,
+            ReleaseState.ABORTED if aborting else ReleaseState.ROLLED_BACK,
+            actor=ENGINE,
+            kind="aborted" if aborting else "rolled_back",
+            outcome="ok",
+            reason=f"traffic back on v{rollback.to_version.number}",
+            evidence={"rollback_id": rollback.pk, **rollback.evidence, "aborting": aborting},
+        )
+        return None
+    return POLL_SECONDS
+
+
+def rollback_reconcile(rollback_id: int) -> float | None:
+    """Drive one rollback: the fastest path in the system, and it needs no metrics."""
+    with transaction.atomic():
+        try:
+            rollback = lock_row(
+                Rollback.objects.select_related(
+                    "deployment__environment", "deployment__model", "to_version", "release"
+                ),
+                rollback_id,
+            )
+        except (Rollback.DoesNotExist, DatabaseError):
+            return None
+        if rollback.state != RollbackState.PENDING:
+            return None
+        return _rollback_step(rollback)
+
+
+def _rollback_step(rollback: Rollback) -> float | None:
+    deployment = rollback.deployment
+    runtime = runtime_of(deployment)
+    ref = deployment_ref(deployment)
+    target = rollback.to_version.number
+    # Every wait of a rollback (the target coming back up, the switch reaching the data plane)
+    # ends at the deployment's progress deadline, counted from when the rollback was asked for.
+    deadline = progress_deadline(deployment.effective_strategy_params)
+    age = (clock.now() - rollback.created_at).total_seconds()
+    status = runtime.version_status(ref, target)
+    if not can_serve(status):
+        if status.readiness is Readiness.FAILED:
+            return _fail(rollback, status.message or "not ready")
+        if age > deadline:
+            error = f"v{target} was not ready within the progress deadline of {deadline}s"
+            return _fail(rollback, f"{error}: {status.message}" if status.message else error)
+        # The old version was scaled down (kept warm no longer): bring it back, then switch.
+        config = deployment.config
+        runtime.apply_version(
+            ref, version_spec(deployment, config, rollback.to_version, None), Track.STABLE
+        )
+        return POLL_SECONDS
+    split = TrafficSplit.all_to(target)
+    runtime.set_traffic(ref, split)
+    if not runtime.traffic_applied(ref, split):
+        # Never scale the others down before the data plane serves the target alone.
+        if age > deadline:
+            return _fail(
+                rollback,
+                f"the switch to v{target} never reached the data plane within the progress "
+                f"deadline of {deadline}s",
+            )
+        return 0.5
+    for number in runtime.list_versions(ref):
+        if number != target:
+            runtime.scale_version(ref, number, 0)
+    deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    if deployment.stable_version_id != rollback.to_version_id:
+        deployment.stable_version = rollback.to_version
+        deployment.previous_stable_version = None
+        deployment.promoted_at = clock.now()
+        deployment.save()
+    rollback.state = RollbackState.DONE
+    rollback.completed_at = clock.now()
+    rollback.evidence = {**rollback.evidence, "traffic": {str(target): 100}}
+    rollback.save()
+    audit.record(
+        actor=ENGINE,
+        action="deployment.rolled_back",
+        target=deployment,
+        after={"stable_version": target},
+        reason=rollback.reason,
+    )
+    if rollback.release_id and rollback.release.state == ReleaseState.ROLLING_BACK:
+        schedule_reconcile(rollback.release_id)
+    return None
+
+
+def _fail(rollback: Rollback, error: str) -> None:
+    rollback.state = RollbackState.FAILED
+    rollback.completed_at = clock.now()
+    rollback.evidence = {**rollback.evidence, "error": error}
+    rollback.save()
+    audit.record(
+        actor=ENGINE,
+        action="deployment.rollback_failed",
+        target=rollback.deployment,
+        reason=error,
+    )
+    return None
