@@ -5,20 +5,12 @@ end aborted; the others still end rolled back."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from deployments.models import Release
+from tests.support.migrations import migrate_to, migrate_to_latest
 
 BEFORE = [("deployments", "0002_environment_scrape_interval")]
 DIGEST = "sha256:" + "ab" * 32
-
-
-def _migrate(targets):  # type: ignore[no-untyped-def]
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    return executor.loader.project_state(list(executor.loader.applied_migrations)).apps
 
 
 def _release(apps, deployment, version, config, **fields):  # type: ignore[no-untyped-def]
@@ -43,7 +35,7 @@ def _release(apps, deployment, version, config, **fields):  # type: ignore[no-un
 
 @pytest.mark.django_db(transaction=True)
 def test_old_rows_that_were_aborting_still_are():
-    apps = _migrate(BEFORE)
+    apps = migrate_to(BEFORE)
     team = apps.get_model("identity", "Team").objects.create(slug="fraud", name="Fraud")
     model = apps.get_model("registry", "RegisteredModel").objects.create(
         name="fraud-detector", team=team
@@ -77,7 +69,7 @@ def test_old_rows_that_were_aborting_still_are():
         apps, deployments[2], version, configs[2], state="rolling_back", status_reason="failed"
     )
 
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate_to_latest()
 
     assert Release.objects.get(pk=by_text.pk).aborting
     assert Release.objects.get(pk=by_evidence.pk).aborting

@@ -8,23 +8,16 @@ import datetime as dt
 
 import pytest
 from django.db import DatabaseError, connection, transaction
-from django.db.migrations.executor import MigrationExecutor
 
 from deployments.models import Deployment
 from identity.models import ApiToken, AuditEvent, IdempotencyRecord, Membership, Team
 from registry.models import ModelVersion, RegisteredModel
+from tests.support.migrations import migrate_to, migrate_to_latest
 
 # Where the registry stood before teams, tokens and the audit log moved to identity.
 BEFORE_THE_MOVE = [("registry", "0002_audit_append_only"), ("identity", None)]
 MOVED = ("team", "membership", "apitoken", "idempotencyrecord", "auditevent")
 DIGEST = "sha256:" + "ab" * 32
-
-
-def _migrate(targets):  # type: ignore[no-untyped-def]
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    return executor.loader.project_state(list(executor.loader.applied_migrations)).apps
 
 
 def _seed_old_schema(apps) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -94,9 +87,9 @@ def _seed_old_schema(apps) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.django_db(transaction=True)
 def test_a_database_of_the_old_layout_migrates_forward_with_nothing_lost():
-    ids = _seed_old_schema(_migrate(BEFORE_THE_MOVE))
+    ids = _seed_old_schema(migrate_to(BEFORE_THE_MOVE))
 
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate_to_latest()
 
     team = Team.objects.get(pk=ids["team"])
     assert team.slug == "fraud"
@@ -127,9 +120,9 @@ def test_a_database_of_the_old_layout_migrates_forward_with_nothing_lost():
 
 @pytest.mark.django_db(transaction=True)
 def test_content_types_follow_the_moved_models():
-    _seed_old_schema(_migrate(BEFORE_THE_MOVE))
+    _seed_old_schema(migrate_to(BEFORE_THE_MOVE))
 
-    apps = _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    apps = migrate_to_latest()
 
     content_type = apps.get_model("contenttypes", "ContentType")
     moved = set(
@@ -141,9 +134,9 @@ def test_content_types_follow_the_moved_models():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
 def test_the_audit_log_stays_append_only_after_the_move():
-    ids = _seed_old_schema(_migrate(BEFORE_THE_MOVE))
+    ids = _seed_old_schema(migrate_to(BEFORE_THE_MOVE))
 
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate_to_latest()
 
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=ids["event"]).update(reason="rewritten")
