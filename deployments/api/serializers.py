@@ -9,7 +9,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api import StrictCharField, StrictIntegerField, StrictSerializer, StrictSlugField
-from deployments import selectors
+from deployments import engine, selectors
+from deployments.engine import StepAction, StepPhase, StepTarget
 from deployments.models import (
     Approval,
     Deployment,
@@ -263,9 +264,9 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
 class PlanStepSerializer(serializers.Serializer):
     index = serializers.IntegerField()
-    phase = serializers.ChoiceField(choices=["staging", "rehearsal", "production"])
-    action = serializers.CharField()
-    target = serializers.ChoiceField(choices=["staging", "target"])
+    phase = serializers.ChoiceField(choices=[p.value for p in StepPhase])
+    action = serializers.ChoiceField(choices=[a.value for a in StepAction])
+    target = serializers.ChoiceField(choices=[t.value for t in StepTarget])
     label = serializers.CharField()
     status = serializers.CharField(help_text="done | current | pending | failed")
     current = serializers.BooleanField()
@@ -334,18 +335,23 @@ class ReleaseDetailSerializer(ReleaseSerializer):
     @extend_schema_field(PlanStepSerializer(many=True))
     def get_plan(self, release: Release) -> list[dict[str, Any]]:
         path = selectors.release_path(release)
+        steps = engine.steps_of(release)
         return [
             {
                 "index": stop.index,
-                "phase": stop.phase,
-                "action": step["action"],
-                "target": step["target"],
+                "phase": step.phase.value,
+                "action": step.action.value,
+                "target": step.target.value,
                 "label": stop.label,
                 "status": stop.status,
                 "current": stop.status == "current",
-                "params": {k: v for k, v in step.items() if k not in ("phase", "action", "target")},
+                "params": {
+                    key: value
+                    for key, value in step.to_json().items()
+                    if key not in ("phase", "action", "target")
+                },
             }
-            for stop, step in zip(path, release.plan, strict=True)
+            for stop, step in zip(path, steps, strict=True)
         ]
 
     @extend_schema_field(GateSerializer(many=True))
