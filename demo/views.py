@@ -10,7 +10,7 @@ from core.errors import NotFound
 from deployments.models import Deployment
 from frontend.views import page, run_action
 
-from . import services as demo_controls
+from . import services
 
 
 def _demo_deployment(request: HttpRequest) -> Deployment:
@@ -28,13 +28,13 @@ def _demo_deployment(request: HttpRequest) -> Deployment:
 
 @page("GET", "POST")
 def demo_panel(request: HttpRequest) -> HttpResponse:
-    control = demo_controls.traffic_control()  # 404 outside demo mode
+    control = services.traffic_control()  # 404 outside demo mode
     deployment = _demo_deployment(request)
     if request.method == "POST":
         if "drift" in request.POST:
             run_action(
                 request,
-                demo_controls.traffic_control_set,
+                services.traffic_control_set,
                 deployment=deployment,
                 drift=request.POST["drift"] == "on",
                 success="Traffic generator switched.",
@@ -46,7 +46,7 @@ def demo_panel(request: HttpRequest) -> HttpResponse:
                 version = -1
             run_action(
                 request,
-                demo_controls.version_fault_set,
+                services.version_fault_set,
                 deployment=deployment,
                 version=version,
                 fault=request.POST.get("fault", ""),
@@ -56,7 +56,7 @@ def demo_panel(request: HttpRequest) -> HttpResponse:
     context = {
         "deployment": deployment,
         "control": control,
-        "faults": demo_controls.version_faults(deployment),
+        "faults": services.version_faults(deployment),
         "active_release": deployment.releases.active().select_related("version").first(),
     }
     return render(request, "demo/panel.html", context)
