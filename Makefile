@@ -24,8 +24,11 @@ demo: install
 test: install
 	$(BIN)/python -m tests.run
 
+# The Kubernetes scenarios (marked k8s) against the cluster of $KUBECONFIG, in a namespace of
+# their own (docs/kubernetes.md, "Tests"). Skips, with their reasons, are listed at the end.
 test-k8s: install
-	$(BIN)/python -m pytest -m k8s tests/k8s
+	@test -n "$$KUBECONFIG" || { echo "test-k8s runs against a real cluster: set KUBECONFIG" >&2; exit 2; }
+	$(BIN)/python -m pytest -p no:cacheprovider -m k8s -rs tests/k8s $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

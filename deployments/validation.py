@@ -12,9 +12,16 @@ from typing import Any
 from core.errors import ValidationFailed
 
 from .kpi import KPI_KEY, parse_kpi
-from .models import DEFAULT_STRATEGY_PARAMS, Environment, MetricsKind, RuntimeKind, Strategy
+from .models import (
+    DEFAULT_STRATEGY_PARAMS,
+    DeploymentConfig,
+    Environment,
+    MetricsKind,
+    RuntimeKind,
+    Strategy,
+)
+from .runtime.k8s_objects import canonical_quantity, quantity_value
 
-QUANTITY_RE = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$")
 # Public env vars that look like credentials must be secret references instead.
@@ -22,6 +29,11 @@ SECRET_LOOKING_RE = re.compile(
     r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.IGNORECASE
 )
 SECRET_CONFIG_KEYS = {"token", "password", "client_key", "client_certificate", "bearer_token"}
+
+# Resource quantities of a config revision: (request, limit) per resource.
+QUANTITY_PAIRS = (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit"))
+QUANTITY_FIELDS = tuple(name for pair in QUANTITY_PAIRS for name in pair)
+QUANTITY_MAX_LENGTH = DeploymentConfig._meta.get_field("cpu_request").max_length
 
 # The fields of a deployment config revision (DeploymentConfig), the only ones it accepts.
 CONFIG_FIELDS = (
@@ -170,16 +182,57 @@ def check_analysis_window(environment: Environment, strategy: str, params: dict[
         )
 
 
+def check_quantity(field: str, value: Any) -> str:
+    """A resource quantity as given, in the canonical form the Kubernetes API server stores
+    ("0.5" -> "500m", "1024Mi" -> "1Gi"), so the config shows what the cluster will show and a
+    re-apply finds nothing to change. What the API server would refuse is refused here."""
+    try:
+        canonical = canonical_quantity(value)
+    except ValueError:
+        raise ValidationFailed(
+            'must be a Kubernetes quantity such as "500m" or "1Gi"', field=field
+        ) from None
+    if quantity_value(canonical) < 0:
+        raise ValidationFailed("must not be negative", field=field)
+    if len(canonical) > QUANTITY_MAX_LENGTH:
+        raise ValidationFailed("is too large", field=field)
+    return canonical
+
+
+def check_resources(config: Mapping[str, Any], *, revision: bool = False) -> dict[str, Any]:
+    """Resource quantities in canonical form, and no request above its limit, which the API
+    server would reject (422) when the version is applied. `revision`: `config` is a whole
+    revision (the fields sent over the previous revision's), where a field left out takes its
+    default; otherwise a pair is only checked when both are given."""
+    checked = dict(config)
+    for field in QUANTITY_FIELDS:
+        if field in checked:
+            checked[field] = check_quantity(field, checked[field])
+    for request, limit in QUANTITY_PAIRS:
+        given = (request in checked) + (limit in checked)
+        if given == 0 or (given == 1 and not revision):
+            continue
+        asked, bound = (checked.get(f, _default_of(f)) for f in (request, limit))
+        if quantity_value(asked) > quantity_value(bound):
+            raise ValidationFailed(f"must not exceed {limit} ({bound})", field=request)
+    return checked
+
+
+def _default_of(field: str) -> str:
+    return str(DeploymentConfig._meta.get_field(field).default)
+
+
 def validate_config(values: dict[str, Any]) -> dict[str, Any]:
-    """Checks of a deployment config revision; every error names its field."""
+    """Checks of a deployment config revision; every error names its field. Returns the values
+    with resource quantities in canonical form."""
     unknown = set(values) - set(CONFIG_FIELDS)
     if unknown:
         raise ValidationFailed("is not a configuration field", field=sorted(unknown)[0])
-    for key in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
-        if key in values and not (isinstance(values[key], str) and QUANTITY_RE.match(values[key])):
-            raise ValidationFailed(
-                'must be a Kubernetes quantity such as "500m" or "1Gi"', field=key
-            )
+    values = check_resources(values)
+    for key in ("memory_request", "memory_limit"):
+        if key in values and quantity_value(values[key]) % 1:
+            # The API server only warns, but "500m" of memory is half a byte: "500Mi" was meant.
+            raise ValidationFailed('must be a whole number of bytes, such as "512Mi"', field=key)
     if "replicas" in values and not 1 <= int(values["replicas"]) <= 100:
         raise ValidationFailed("must be from 1 to 100", field="replicas")
     lo, hi = values.get("min_replicas"), values.get("max_replicas")

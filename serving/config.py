@@ -57,7 +57,9 @@ class ServingSettings:
     artifact_digest: str
     model_name: str | None = None
     model_version: str = "unversioned"
-    track: str = "stable"
+    # The runtime says the track at start where it knows it (local runtime); on Kubernetes the
+    # track lives in the Deployment's metadata so promotion never restarts pods: "unknown".
+    track: str = "unknown"
     max_body_bytes: int = 1 * MiB
     max_batch: int = 256
     max_string_length: int = 256
@@ -83,7 +85,7 @@ class ServingSettings:
             artifact_digest=digest,
             model_name=env.get("MODEL_NAME") or None,
             model_version=env.get("MODEL_VERSION") or "unversioned",
-            track=env.get("MODEL_TRACK") or "stable",
+            track=env.get("MODEL_TRACK") or "unknown",
             max_body_bytes=_int(env, "SERVING_MAX_BODY_BYTES", 1 * MiB, minimum=64),
             max_batch=_int(env, "SERVING_MAX_BATCH", 256, minimum=1),
             max_string_length=_int(env, "SERVING_MAX_STRING_LENGTH", 256, minimum=1),

@@ -261,7 +261,11 @@ def _promote(ctx: StepContext, step: PromoteStep) -> Outcome:
         deployment.stable_version = new
         deployment.promoted_at = clock.now()
         deployment.save()
-    return done(stable=new.number, previous=step.previous)
+    # Relabel the promoted version as stable. The track is metadata on both runtimes (never in a
+    # pod template or a process's launch identity), so this restarts nothing; idempotent.
+    spec = version_spec(deployment, ctx.release.config, new, ctx.release.pk)
+    ctx.runtime.apply_version(ctx.ref, spec, Track.STABLE)
+    return done(stable=new.number, previous=step.previous, track=Track.STABLE.value)
 
 
 def _analyze(ctx: StepContext, step: AnalyzeStep) -> Outcome:

@@ -1,6 +1,7 @@
 """Pure builders of the Kubernetes objects that run one model version (Deployment, Service,
-HorizontalPodAutoscaler) and route a deployment's traffic (Gateway API HTTPRoute), plus the
-parser that reads an HTTPRoute back into a TrafficSplit.
+HorizontalPodAutoscaler) and route a deployment's traffic (Gateway API HTTPRoute), the parser
+that reads an HTTPRoute back into a TrafficSplit, and resource quantities in the canonical form
+the API server stores.
 
 Everything here is a plain function from runtime dataclasses to JSON-ready dicts: no I/O, no
 client, no Django. Secrets appear only as `secretKeyRef` references: a value is never read,
@@ -11,11 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import ROUND_UP, Decimal, localcontext
 from typing import Any
+
+from kubernetes.utils import parse_quantity
 
 from deployments.runtime.base import (
     DeploymentRef,
     Mirror,
+    PermanentRuntimeError,
     Track,
     TrafficSplit,
     VersionSpec,
@@ -42,6 +47,19 @@ HTTPROUTE_PLURAL = "httproutes"
 
 _LABEL_VALUE_INVALID = re.compile(r"[^A-Za-z0-9._-]")
 
+# What kube-apiserver parses as a quantity (k8s.io/apimachinery resource.ParseQuantity): a
+# decimal number, then a binary-SI suffix, a decimal-SI suffix or a decimal exponent. The
+# client's `parse_quantity` is looser ("1K", "1_000", "NaN" pass), so this grammar goes first.
+_QUANTITY = re.compile(
+    r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+)
+_BINARY_SUFFIXES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+_DECIMAL_SUFFIXES = {
+    -9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"
+}  # fmt: skip
+_NANO = Decimal("1e-9")
+_PRECISION = 60  # digits: exact for any quantity that fits a 20-character config field
+
 
 @dataclass(frozen=True)
 class ObjectOptions:
@@ -57,6 +75,76 @@ class ObjectOptions:
     progress_deadline_seconds: int = 600
     revision_history_limit: int = 3
     run_as_user: int = 10001
+
+
+# Resource quantities ------------------------------------------------------------------------
+
+
+def _parse_quantity(text: str) -> tuple[Decimal, str]:
+    """(value, format) of a quantity as the API server reads it: the value rounded up to the
+    nano unit, the format ("binary", "decimal" or "exponent") named by its suffix."""
+    match = _QUANTITY.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity")
+    suffix = match.group("suffix") or ""
+    if suffix.endswith("i"):
+        form = "binary"
+    elif len(suffix) > 1:  # "e3", "E-2"; a lone "E" is exa
+        form = "exponent"
+    else:
+        form = "decimal"
+    with localcontext() as context:
+        context.prec = _PRECISION
+        value = parse_quantity(text)
+        if value.adjusted() >= _PRECISION - 10:
+            raise ValueError(f"{text!r} is too large a quantity")
+        # Like the API server: a non-zero amount below 1n becomes 1n, never 0.
+        return value.quantize(_NANO, rounding=ROUND_UP), form
+
+
+def quantity_value(text: str) -> Decimal:
+    """The amount a quantity stands for ("500m" -> 0.5, "1Gi" -> 1073741824). ValueError when
+    the API server could not parse it."""
+    return _parse_quantity(text)[0]
+
+
+def canonical_quantity(text: str) -> str:
+    """The form the API server stores and returns a quantity in (apimachinery's
+    Quantity.String): "0.5" -> "500m", "1000m" -> "1", "0.5Gi" -> "512Mi", "1024Mi" -> "1Gi".
+    A binary amount that is not a whole number of at least 1024 is written in decimal SI, as the
+    server does ("0.5Ki" -> "512"). ValueError when the API server could not parse it."""
+    value, form = _parse_quantity(text)
+    if value == 0:
+        return "0"
+    with localcontext() as context:
+        context.prec = _PRECISION
+        if form == "binary" and (abs(value) < 1024 or value != value.to_integral_value()):
+            form = "decimal"
+        if form == "binary":
+            number, power = int(value), 0
+            while number % 1024 == 0 and power < len(_BINARY_SUFFIXES) - 1:
+                number, power = number // 1024, power + 1
+            return f"{number}{_BINARY_SUFFIXES[power]}"
+        sign, digits, exponent = value.normalize().as_tuple()
+        assert isinstance(exponent, int)
+        # The largest exponent that is a multiple of 3 and keeps the number whole.
+        shift = exponent % 3
+        number = int("".join(map(str, digits))) * 10**shift * (-1 if sign else 1)
+        exponent -= shift
+    if form == "decimal" and exponent in _DECIMAL_SUFFIXES:
+        return f"{number}{_DECIMAL_SUFFIXES[exponent]}"
+    return f"{number}e{exponent}" if exponent else str(number)
+
+
+def same_quantity(desired: Any, live: Any) -> bool:
+    """Equal amounts ("0.5" and "500m"); text that is no quantity compares as text."""
+    try:
+        return quantity_value(desired) == quantity_value(live)
+    except ValueError:
+        return bool(desired == live)
+
+
+# Objects --------------------------------------------------------------------------------------
 
 
 def version_object_name(ref: DeploymentRef, version: int) -> str:
@@ -99,19 +187,29 @@ def selector_labels(ref: DeploymentRef, version: int) -> dict[str, str]:
     }
 
 
+def pod_labels(ref: DeploymentRef, version: int) -> dict[str, str]:
+    """Labels of a version's pods: what they are (deployment, model, version), never which track
+    they serve. A track change then leaves the pod template alone, so it rolls no pod; the
+    Deployment's selector and the Service's selector are subsets of these."""
+    return {**deployment_labels(ref), LABEL_VERSION: str(version)}
+
+
 def version_labels(ref: DeploymentRef, version: int, track: Track) -> dict[str, str]:
+    """Labels of a version's Deployment, Service and HPA: the pods' labels plus the track."""
+    return {**pod_labels(ref, version), LABEL_TRACK: track.value}
+
+
+def pod_annotations(spec: VersionSpec) -> dict[str, str]:
+    """What the pods run (the artifact), so a new artifact rolls them and nothing else does."""
     return {
-        **deployment_labels(ref),
-        LABEL_VERSION: str(version),
-        LABEL_TRACK: track.value,
+        ANNOTATION_DIGEST: spec.artifact_digest,
+        ANNOTATION_ARTIFACT_URI: spec.artifact_uri,
     }
 
 
 def version_annotations(spec: VersionSpec) -> dict[str, str]:
-    annotations = {
-        ANNOTATION_DIGEST: spec.artifact_digest,
-        ANNOTATION_ARTIFACT_URI: spec.artifact_uri,
-    }
+    """Annotations of a version's objects: the artifact, and the release that last applied it."""
+    annotations = pod_annotations(spec)
     if spec.release_id is not None:
         annotations[ANNOTATION_RELEASE] = str(spec.release_id)
     return annotations
@@ -126,9 +224,10 @@ def _metadata(
     return meta
 
 
-def container_env(ref: DeploymentRef, spec: VersionSpec, track: Track) -> list[dict[str, Any]]:
+def container_env(ref: DeploymentRef, spec: VersionSpec) -> list[dict[str, Any]]:
     """Public env, then the serving contract, then secret references. Later names win, so a
-    config can never shadow MODEL_* with its own value."""
+    config can never shadow MODEL_* with its own value. No MODEL_TRACK: the track is not the
+    pods' to know (see pod_labels), and an env var that changed with it would roll them."""
     merged: dict[str, dict[str, Any]] = {}
     for name, value in sorted(spec.env.items()):
         merged[name] = {"name": name, "value": value}
@@ -138,7 +237,6 @@ def container_env(ref: DeploymentRef, spec: VersionSpec, track: Track) -> list[d
         "MODEL_VERSION": str(spec.version),
         "MODEL_ARTIFACT_URI": spec.artifact_uri,
         "MODEL_ARTIFACT_DIGEST": spec.artifact_digest,
-        "MODEL_TRACK": track.value,
     }
     for name, value in serving.items():
         merged[name] = {"name": name, "value": value}
@@ -150,14 +248,29 @@ def container_env(ref: DeploymentRef, spec: VersionSpec, track: Track) -> list[d
     return list(merged.values())
 
 
+def _resource_quantity(field: str, value: str) -> str:
+    try:
+        return canonical_quantity(value)
+    except ValueError as exc:
+        raise PermanentRuntimeError(f"resources.{field}: {exc}") from exc
+
+
 def container_resources(spec: VersionSpec) -> dict[str, Any]:
+    """Requests and limits in the canonical form the API server stores them in, so what we
+    send is what we read back (a "0.5" would come back as "500m")."""
     res = spec.resources
-    limits: dict[str, str] = {"cpu": res.cpu_limit, "memory": res.memory_limit}
+    limits: dict[str, str] = {
+        "cpu": _resource_quantity("cpu_limit", res.cpu_limit),
+        "memory": _resource_quantity("memory_limit", res.memory_limit),
+    }
     if res.gpu > 0:
         # Extended resources may only be set as limits; Kubernetes copies them to requests.
         limits[GPU_RESOURCE] = str(res.gpu)
     return {
-        "requests": {"cpu": res.cpu_request, "memory": res.memory_request},
+        "requests": {
+            "cpu": _resource_quantity("cpu_request", res.cpu_request),
+            "memory": _resource_quantity("memory_request", res.memory_request),
+        },
         "limits": limits,
     }
 
@@ -171,18 +284,17 @@ def deployment_manifest(
     replicas: int | None = None,
 ) -> dict[str, Any]:
     """apps/v1 Deployment of one version. `replicas` overrides spec.replicas (the runtime keeps
-    the live count when an HPA owns scaling)."""
+    the live count when an HPA owns scaling). The track and the release are on the
+    Deployment's metadata only: changing either is a metadata write that restarts nothing."""
     name = version_object_name(ref, spec.version)
     selector = selector_labels(ref, spec.version)
-    labels = version_labels(ref, spec.version, track)
-    annotations = version_annotations(spec)
     probe_port = PORT_NAME
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": PORT_NAME, "containerPort": options.container_port, "protocol": "TCP"}],
-        "env": container_env(ref, spec, track),
+        "env": container_env(ref, spec),
         "resources": container_resources(spec),
         "readinessProbe": {
             "httpGet": {"path": options.readiness_path, "port": probe_port},
@@ -209,7 +321,9 @@ def deployment_manifest(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(name, ref, labels, annotations),
+        "metadata": _metadata(
+            name, ref, version_labels(ref, spec.version, track), version_annotations(spec)
+        ),
         "spec": {
             "replicas": spec.replicas if replicas is None else replicas,
             "selector": {"matchLabels": selector},
@@ -221,7 +335,10 @@ def deployment_manifest(
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
             "template": {
-                "metadata": {"labels": labels, "annotations": annotations},
+                "metadata": {
+                    "labels": pod_labels(ref, spec.version),
+                    "annotations": pod_annotations(spec),
+                },
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": {
@@ -242,7 +359,8 @@ def deployment_manifest(
 def service_manifest(
     ref: DeploymentRef, spec: VersionSpec, track: Track, options: ObjectOptions
 ) -> dict[str, Any]:
-    """v1 Service of one version: the HTTPRoute's backendRefs point at these."""
+    """v1 Service of one version: the HTTPRoute's backendRefs point at these. It selects the
+    version's pods by version, never by track (pods carry no track, see pod_labels)."""
     name = version_object_name(ref, spec.version)
     return {
         "apiVersion": "v1",

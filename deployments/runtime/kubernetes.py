@@ -3,7 +3,9 @@ traffic with a Gateway API HTTPRoute, through the official `kubernetes` client.
 
 It never shells out (no kubectl), never reads a Secret's value (only `secretKeyRef`s), never
 imports Django models, and never creates "another" object: every write is read, compare, then
-create or replace by name with the live resourceVersion (optimistic concurrency)."""
+create or replace by name with the live resourceVersion (optimistic concurrency). It never
+writes what is already so: not an object equal to the live one (quantities compared by amount),
+not a DELETE of an object its own labelled list shows absent."""
 
 from __future__ import annotations
 
@@ -57,19 +59,31 @@ def _status_reason(exc: ApiException) -> str:
     return f"{exc.status} {exc.reason}: {message or ''}".strip()
 
 
-def is_subset(desired: Any, live: Any) -> bool:
+def _is_quantity(path: tuple[str, ...]) -> bool:
+    """Container requests and limits, and HPA targets: the fields the API server stores in its
+    own canonical form ("0.5" comes back as "500m")."""
+    return (len(path) >= 3 and path[-3] == "resources" and path[-2] in ("requests", "limits")) or (
+        len(path) >= 2 and path[-2] == "target" and path[-1] in ("averageValue", "value")
+    )
+
+
+def is_subset(desired: Any, live: Any, path: tuple[str, ...] = ()) -> bool:
     """True when every field we set has the same value live. Fields the API server or other
-    controllers add (defaults, status, clusterIP) don't count as drift."""
+    controllers add (defaults, status, clusterIP) don't count as drift, and a quantity counts by
+    its amount, not its spelling."""
     if isinstance(desired, Mapping):
         return isinstance(live, Mapping) and all(
-            key in live and is_subset(value, live[key]) for key, value in desired.items()
+            key in live and is_subset(value, live[key], (*path, str(key)))
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return (
             isinstance(live, list)
             and len(desired) == len(live)
-            and all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
+            and all(is_subset(d, v, path) for d, v in zip(desired, live, strict=True))
         )
+    if _is_quantity(path):
+        return objects.same_quantity(desired, live)
     return bool(desired == live)
 
 
@@ -296,10 +310,28 @@ class KubernetesRuntime:
             try:
                 resource.delete(ns, name, self.request_timeout)
             except ApiException as exc:
-                if exc.status != 404:
+                if exc.status != 404:  # gone meanwhile: what we wanted
                     raise
 
         self._attempts(f"delete {resource.kind} {ns}/{name}", step)
+
+    def _list(self, resource: _Resource, ns: str, selector: str) -> list[Manifest]:
+        return self._attempts(
+            f"list {resource.kind} {ns} {selector}",
+            lambda: resource.list(ns, selector, self.request_timeout),
+        )
+
+    def _delete_version_objects(
+        self, resources: tuple[_Resource, ...], ref: DeploymentRef, version: int
+    ) -> None:
+        """Delete this version's objects of these kinds that the labelled list shows: an absent
+        object costs a list, never a DELETE answered 404."""
+        name = objects.version_object_name(ref, version)
+        selector = f"{objects.deployment_selector(ref)},{objects.LABEL_VERSION}={version}"
+        for resource in resources:
+            listed = self._list(resource, ref.namespace, selector)
+            if any((item.get("metadata") or {}).get("name") == name for item in listed):
+                self._delete(resource, ref.namespace, name)
 
     # ----------------------------------------------------------------- Runtime
 
@@ -326,7 +358,8 @@ class KubernetesRuntime:
         self._converge(self._deployments, ns, name, desired_deployment)
         hpa = objects.hpa_manifest(ref, spec, track, self.options)
         if hpa is None:
-            self._delete(self._hpas, ns, name)
+            # Autoscaling switched off, or never on: the list says which.
+            self._delete_version_objects((self._hpas,), ref, spec.version)
         else:
             self._converge(self._hpas, ns, name, lambda _live: hpa)
 
@@ -352,19 +385,14 @@ class KubernetesRuntime:
         self._converge(self._deployments, ns, name, desired)
 
     def remove_version(self, ref: DeploymentRef, version: int) -> None:
-        ns, name = ref.namespace, objects.version_object_name(ref, version)
-        for resource in (self._hpas, self._deployments, self._services):
-            self._delete(resource, ns, name)
+        # The HPA first, so it never scales a Deployment that is going away.
+        self._delete_version_objects((self._hpas, self._deployments, self._services), ref, version)
 
     def list_versions(self, ref: DeploymentRef) -> list[int]:
         selector = objects.deployment_selector(ref)
         versions: set[int] = set()
         for resource in (self._deployments, self._services, self._hpas):
-            items = self._attempts(
-                f"list {resource.kind} {ref.namespace} {selector}",
-                lambda r=resource: r.list(ref.namespace, selector, self.request_timeout),
-            )
-            for item in items:
+            for item in self._list(resource, ref.namespace, selector):
                 value = ((item.get("metadata") or {}).get("labels") or {}).get(
                     objects.LABEL_VERSION, ""
                 )

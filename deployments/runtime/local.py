@@ -117,8 +117,11 @@ def file_lock(path: Path) -> Iterator[None]:
 
 def launch_hash(command: list[str], env: dict[str, str], cwd: str) -> str:
     """Identity of what a version's process runs: a change restarts the process, a change of
-    anything else (replicas, traffic) does not."""
-    blob = json.dumps({"command": command, "env": env, "cwd": cwd}, sort_keys=True)
+    anything else (replicas, traffic, the track) does not. MODEL_TRACK is the track at launch,
+    for the service's model_info; promotion relabels a version without restarting it, as on
+    Kubernetes, where the track lives in the Deployment's metadata only."""
+    identity = {name: value for name, value in env.items() if name != "MODEL_TRACK"}
+    blob = json.dumps({"command": command, "env": identity, "cwd": cwd}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

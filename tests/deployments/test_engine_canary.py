@@ -137,3 +137,22 @@ def test_an_inconclusive_analysis_never_counts_as_a_failure(promoted_v1):
     release = drive(promoted_v1.release(2), until={"paused"})
     assert not release.rollbacks.exists()
     assert release.steps.filter(kind="analysis", outcome="fail").count() == 0
+
+
+def test_promotion_relabels_the_new_version_stable_without_restarting_its_pods(promoted_v1):
+    world = promoted_v1
+    release = drive(world.release(2), until={"progressing"})
+    name = f"{world.deployment.name}-v2"
+    canary = world.fake.get("deployments", "ml-prod", name)
+    assert canary["metadata"]["labels"]["modelplane.io/track"] == "canary"
+
+    release = drive(release)
+
+    assert release.state == "promoted", release.status_reason
+    promoted = world.fake.get("deployments", "ml-prod", name)
+    assert promoted["metadata"]["labels"]["modelplane.io/track"] == "stable"
+    # Same pod template, same generation: nothing rolled (the track is metadata only).
+    assert promoted["spec"]["template"] == canary["spec"]["template"]
+    assert promoted["metadata"]["generation"] == canary["metadata"]["generation"]
+    promote = release.steps.filter(kind="promote").order_by("-id").first()
+    assert promote.evidence["track"] == "stable"

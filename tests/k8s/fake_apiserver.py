@@ -1,8 +1,11 @@
 """A small, faithful-where-it-matters Kubernetes API server for tests: a real HTTP server on
 127.0.0.1 that the official client talks to. It stores Deployments (+ /status), Services,
-autoscaling/v2 HPAs and Gateway API v1 HTTPRoutes, with resourceVersion preconditions, 409/404
-Status objects, generation bumps on spec change, label selectors, merge-patch, schema
-validation of every write (422 Invalid) and fault injection.
+autoscaling/v2 HPAs and Gateway API v1 HTTPRoutes as kube-apiserver 1.36 stores them: with the
+server's defaults filled in and quantities in canonical form (checked against the objects a
+real 1.36.2 server stored, tests/k8s/data/real-apiserver-1.36). It has resourceVersion
+preconditions, 409/404 Status objects, generation bumps on spec change, label selectors,
+merge-patch, schema validation of every write (422 Invalid), fault injection, and a Gateway
+controller the test drives (`gateway`): a route is Accepted only when that controller says so.
 
 Test support only: it binds to loopback, holds everything in memory, and is not a cluster."""
 
@@ -23,7 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from kubernetes import client as k8s
 
-from tests.k8s.schemas import Invalid, validate_object
+from deployments.runtime.k8s_objects import canonical_quantity, quantity_value
+from tests.k8s.schemas import Invalid, apply_httproute_defaults, validate_object
 
 
 @dataclass(frozen=True)
@@ -33,17 +37,19 @@ class Kind:
     kind: str
     api_version: str
     group: str  # for Status details, "" for core
+    generation: bool  # metadata.generation is kept (Deployments, custom resources)
 
 
 KINDS = [
-    Kind("/apis/apps/v1", "deployments", "Deployment", "apps/v1", "apps"),
-    Kind("/api/v1", "services", "Service", "v1", ""),
+    Kind("/apis/apps/v1", "deployments", "Deployment", "apps/v1", "apps", True),
+    Kind("/api/v1", "services", "Service", "v1", "", False),
     Kind(
         "/apis/autoscaling/v2",
         "horizontalpodautoscalers",
         "HorizontalPodAutoscaler",
         "autoscaling/v2",
         "autoscaling",
+        False,
     ),
     Kind(
         "/apis/gateway.networking.k8s.io/v1",
@@ -51,6 +57,7 @@ KINDS = [
         "HTTPRoute",
         "gateway.networking.k8s.io/v1",
         "gateway.networking.k8s.io",
+        True,
     ),
 ]
 _PATH = re.compile(
@@ -171,19 +178,102 @@ def label_selector_matcher(selector: str) -> Callable[[dict[str, str]], bool]:
     return lambda labels: all(check(labels) for check in checks)
 
 
-class FakeApiServer:
-    """Start with `start()`, point a client at `api_client()`, stop with `stop()`."""
+class FakeGatewayController:
+    """The controller of the Gateway that HTTPRoutes attach to. On a cluster, the controller
+    writes a route's `status.parents` once it has programmed the route; until then nothing does,
+    and the API server writes no status of its own. Here the test says when: `accept` or
+    `reject` one route, or `accept_automatically()` to accept every route as it is written
+    (the mode of tests that are not about the Gateway)."""
 
-    def __init__(self) -> None:
+    CONTROLLER_NAME = "example.com/fake-gateway-controller"
+
+    def __init__(self, server: FakeApiServer, *, automatic: bool) -> None:
+        self._server = server
+        self.automatic = automatic
+
+    def accept_automatically(self) -> None:
+        self.automatic = True
+
+    def hold(self) -> None:
+        """From now on, routes wait for `accept` (or `reject`)."""
+        self.automatic = False
+
+    def accept(self, ns: str, name: str) -> None:
+        """Accepted at the route's current generation, by every parent it names."""
+        self._write(ns, name, "True", "Accepted", "Route is accepted")
+
+    def reject(
+        self,
+        ns: str,
+        name: str,
+        reason: str = "NotAllowedByListeners",
+        message: str = "No listener of the Gateway allows routes from this namespace",
+    ) -> None:
+        self._write(ns, name, "False", reason, message)
+
+    def route_written(self, ns: str, name: str) -> None:
+        if self.automatic:
+            self.accept(ns, name)
+
+    def _write(self, ns: str, name: str, accepted: str, reason: str, message: str) -> None:
+        route = self._server.get("httproutes", ns, name)
+        assert route is not None, f"no httproute {ns}/{name}"
+        route["status"] = route_status(route, accepted, reason, message)
+        validate_object(route)  # what the real API server would take from a controller
+        self._server._set_status("httproutes", ns, name, route["status"])
+
+
+def route_status(route: dict[str, Any], accepted: str, reason: str, message: str) -> dict[str, Any]:
+    """The status a Gateway controller writes on a route: for every parent the route names, an
+    Accepted condition ("True" or "False") at the route's current generation."""
+    return {
+        "parents": [
+            {
+                "parentRef": parent,
+                "controllerName": FakeGatewayController.CONTROLLER_NAME,
+                "conditions": [
+                    {
+                        "type": "Accepted",
+                        "status": accepted,
+                        "reason": reason,
+                        "message": message,
+                        "observedGeneration": route["metadata"].get("generation", 1),
+                        "lastTransitionTime": _now(),
+                    }
+                ],
+            }
+            for parent in route["spec"].get("parentRefs", [])
+        ]
+    }
+
+
+class FakeApiServer:
+    """Start with `start()`, point a client at `api_client()`, stop with `stop()`.
+
+    `auto_accept_routes=False` is how a cluster behaves: a route is Accepted only when the test
+    says so through `gateway`. The default (True) keeps the engine tests, which are not about
+    the Gateway, walking."""
+
+    def __init__(self, *, auto_accept_routes: bool = True) -> None:
         self._lock = threading.RLock()
         self._state = _State()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         # Engine and end-to-end tests set this: Deployments become ready as soon as written.
         self.auto_ready = False
-        # Play the Gateway's controller: a written HTTPRoute is Accepted at its generation.
-        # Tests turn it off to hold a route change back from the data plane.
-        self.gateway_controller = True
+        self.gateway = FakeGatewayController(self, automatic=auto_accept_routes)
+
+    # The engine tests' names for the gateway switch; new tests use `gateway`.
+    @property
+    def gateway_controller(self) -> bool:
+        return self.gateway.automatic
+
+    @gateway_controller.setter
+    def gateway_controller(self, automatic: bool) -> None:
+        self.gateway.automatic = automatic
+
+    def accept_route(self, ns: str, name: str) -> None:
+        self.gateway.accept(ns, name)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -322,30 +412,6 @@ class FakeApiServer:
             },
         )
 
-    def accept_route(self, ns: str, name: str) -> None:
-        """What a Gateway controller writes once it has programmed the route."""
-        obj = self.get("httproutes", ns, name)
-        assert obj is not None, f"no httproute {ns}/{name}"
-        generation = obj["metadata"].get("generation", 1)
-        parents = [
-            {
-                "parentRef": parent,
-                "controllerName": "example.com/fake-gateway-controller",
-                "conditions": [
-                    {
-                        "type": "Accepted",
-                        "status": "True",
-                        "reason": "Accepted",
-                        "message": "Route is accepted",
-                        "observedGeneration": generation,
-                        "lastTransitionTime": _now(),
-                    }
-                ],
-            }
-            for parent in obj["spec"].get("parentRefs", [])
-        ]
-        self._set_status("httproutes", ns, name, {"parents": parents})
-
     def mark_progress_deadline_exceeded(self, ns: str, name: str) -> None:
         obj = self.get("deployments", ns, name)
         assert obj is not None, f"no deployment {ns}/{name}"
@@ -420,12 +486,13 @@ class FakeApiServer:
 
     def _auto_ready_after(self, method: str, path: str, code: int, out: Any) -> None:
         """With `auto_ready`, play the deployment controller: a written Deployment with
-        replicas > 0 becomes ready at once (pods we cannot run here). With
-        `gateway_controller`, a written HTTPRoute is accepted by its parent Gateways."""
+        replicas > 0 becomes ready at once (pods we cannot run here). A written HTTPRoute is
+        shown to the Gateway controller, which accepts it if it is automatic."""
         if method not in {"POST", "PUT", "PATCH"} or code >= 300 or not isinstance(out, dict):
             return
-        if "/httproutes" in path and not path.endswith("/status") and self.gateway_controller:
-            self.accept_route(out["metadata"].get("namespace", "default"), out["metadata"]["name"])
+        if "/httproutes" in path and not path.endswith("/status"):
+            meta = out["metadata"]
+            self.gateway.route_written(meta.get("namespace", "default"), meta["name"])
             return
         if not self.auto_ready:
             return
@@ -438,6 +505,9 @@ class FakeApiServer:
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, ctype: str
     ) -> tuple[int, Any]:
+        if method == "GET" and path.rstrip("/") == "/api/v1/nodes":
+            # A cluster without a kubelet, like the one the stored objects came from.
+            return 200, {"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": []}
         match = _PATH.match(path)
         kind = None
         if match:
@@ -529,6 +599,14 @@ class FakeApiServer:
             },
         )
 
+    def _bad_request(self, kind: Kind, error: BadRequest) -> tuple[int, Any]:
+        version = kind.api_version.rpartition("/")[2]
+        return 400, status_object(
+            400,
+            "BadRequest",
+            f'{kind.kind} in version "{version}" cannot be handled as a {kind.kind}: {error}',
+        )
+
     def _check_identity(self, kind: Kind, ns: str, body: Any) -> tuple[int, Any] | None:
         if (
             not isinstance(body, dict)
@@ -559,21 +637,23 @@ class FakeApiServer:
                 {"name": name, "group": kind.group, "kind": kind.plural},
             )
         meta.pop("resourceVersion", None)
-        meta.update(
-            namespace=ns,
-            uid=str(uuid.uuid4()),
-            creationTimestamp=_now(),
-            generation=1,
-        )
+        meta.update(namespace=ns, uid=str(uuid.uuid4()), creationTimestamp=_now())
+        if kind.generation:
+            meta["generation"] = 1
         # The status of a new object is the server's to write, never the client's.
         obj.pop("status", None)
         initial_status = _INITIAL_STATUS.get(kind.kind)
         if initial_status is not None:
             obj["status"] = copy.deepcopy(initial_status)
         if kind.kind == "Service":
-            obj["spec"].setdefault("clusterIP", f"10.96.0.{len(self._state.objects) % 250 + 2}")
+            obj.setdefault("spec", {}).setdefault(
+                "clusterIP", f"10.96.0.{len(self._state.objects) % 250 + 2}"
+            )
         try:
+            stored_form(kind.kind, obj)
             validate_object(obj)
+        except BadRequest as error:
+            return self._bad_request(kind, error)
         except Invalid as error:
             return self._invalid(kind, error)
         meta["resourceVersion"] = self._next_rv()
@@ -607,14 +687,28 @@ class FakeApiServer:
             # Writes to the main resource never change status.
             new_meta = copy.deepcopy(meta)
             for owned in ("uid", "creationTimestamp", "generation", "namespace"):
-                new_meta[owned] = current["metadata"][owned]
+                new_meta.pop(owned, None)
+                if owned in current["metadata"]:
+                    new_meta[owned] = current["metadata"][owned]
             updated = {**copy.deepcopy(body), "metadata": new_meta}
             updated.pop("status", None)
             if "status" in current:
                 updated["status"] = copy.deepcopy(current["status"])
-            if kind.kind == "Service" and "clusterIP" not in updated.get("spec", {}):
-                updated["spec"]["clusterIP"] = current["spec"].get("clusterIP")
-            if updated.get("spec") != current.get("spec"):
+            if kind.kind == "Service":
+                # An update that leaves out the allocated addresses keeps them.
+                spec = updated.setdefault("spec", {})
+                for allocated in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                    if allocated not in spec and allocated in current["spec"]:
+                        spec[allocated] = copy.deepcopy(current["spec"][allocated])
+            try:
+                stored_form(kind.kind, updated)
+            except BadRequest as error:
+                return self._bad_request(kind, error)
+            except Invalid as error:
+                return self._invalid(kind, error)
+            # Compared as stored: a body that differs from the live object only by defaults or
+            # by the spelling of a quantity changes nothing.
+            if kind.generation and updated.get("spec") != current.get("spec"):
                 new_meta["generation"] = current["metadata"]["generation"] + 1
         try:
             validate_object(updated)
@@ -636,8 +730,165 @@ class FakeApiServer:
 _INITIAL_STATUS: dict[str, dict[str, Any]] = {
     "Deployment": {},
     "Service": {"loadBalancer": {}},
-    "HorizontalPodAutoscaler": {"desiredReplicas": 0},
+    "HorizontalPodAutoscaler": {"currentMetrics": None, "desiredReplicas": 0},
 }
+
+
+# What kube-apiserver 1.36 stores ----------------------------------------------------------------
+# Defaults (k8s.io/kubernetes pkg/apis/*/v1/defaults.go, and the HTTPRoute CRD's schema) and
+# canonical quantities, for the kinds and fields the runtime writes. Checked against what a real
+# 1.36.2 server stored: tests/k8s/data/real-apiserver-1.36 and test_fake_apiserver.py.
+
+# The pattern kube-apiserver quotes when a quantity does not parse (a 400, not a 422: the body
+# cannot even be decoded).
+_QUANTITY_PATTERN = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+
+
+class BadRequest(Exception):
+    """A body the API server cannot decode: 400 BadRequest."""
+
+
+def stored_form(kind: str, obj: dict[str, Any]) -> None:
+    """Turn `obj` (a body just written) into what the API server stores, in place. Raises
+    BadRequest for a quantity that does not parse, Invalid for one it refuses."""
+    spec = obj.setdefault("spec", {})
+    name = (obj.get("metadata") or {}).get("name", "")
+    if kind == "Deployment":
+        _default_deployment(spec)
+        causes: list[tuple[str, str]] = []
+        pod = spec["template"]["spec"]
+        for i, container in enumerate(pod.get("containers") or []):
+            _container_resources(container, f"spec.template.spec.containers[{i}].resources", causes)
+        if causes:
+            raise Invalid(kind, name, causes)
+    elif kind == "Service":
+        _default_service(spec)
+    elif kind == "HorizontalPodAutoscaler":
+        _default_hpa(spec)
+    elif kind == "HTTPRoute":
+        apply_httproute_defaults(obj)
+
+
+def _default_deployment(spec: dict[str, Any]) -> None:
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", "25%")
+        rolling.setdefault("maxSurge", "25%")
+    template = spec.setdefault("template", {})
+    template.setdefault("metadata", {})
+    _default_pod_spec(template.setdefault("spec", {}))
+
+
+def _default_pod_spec(pod: dict[str, Any]) -> None:
+    pod.setdefault("restartPolicy", "Always")
+    pod.setdefault("terminationGracePeriodSeconds", 30)
+    pod.setdefault("dnsPolicy", "ClusterFirst")
+    pod.setdefault("securityContext", {})
+    pod.setdefault("schedulerName", "default-scheduler")
+    for container in pod.get("containers") or []:
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("imagePullPolicy", _pull_policy(container.get("image", "")))
+        container.setdefault("resources", {})
+        for port in container.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+        for probe_name in ("readinessProbe", "livenessProbe", "startupProbe"):
+            probe = container.get(probe_name)
+            if probe is None:
+                continue
+            probe.setdefault("timeoutSeconds", 1)
+            probe.setdefault("periodSeconds", 10)
+            probe.setdefault("successThreshold", 1)
+            probe.setdefault("failureThreshold", 3)
+            if "httpGet" in probe:
+                probe["httpGet"].setdefault("scheme", "HTTP")
+
+
+def _pull_policy(image: str) -> str:
+    """Always for an untagged or `:latest` image, IfNotPresent for a tag or a digest."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+def _container_resources(
+    container: dict[str, Any], where: str, causes: list[tuple[str, str]]
+) -> None:
+    resources = container.get("resources") or {}
+    amounts: dict[str, dict[str, Any]] = {}
+    for section in ("limits", "requests"):
+        for resource, quantity in (resources.get(section) or {}).items():
+            try:
+                resources[section][resource] = canonical_quantity(str(quantity))
+            except ValueError:
+                raise BadRequest(
+                    f"quantities must match the regular expression '{_QUANTITY_PATTERN}'"
+                ) from None
+            amount = quantity_value(resources[section][resource])
+            amounts.setdefault(section, {})[resource] = amount
+            if amount < 0:
+                causes.append(
+                    (
+                        f"{where}.{section}[{resource}]",
+                        f'Invalid value: "{quantity}": must be greater than or equal to 0',
+                    )
+                )
+    for resource, request in (amounts.get("requests") or {}).items():
+        limit = (amounts.get("limits") or {}).get(resource)
+        if limit is not None and request > limit:
+            causes.append(
+                (
+                    f"{where}.requests",
+                    f'Invalid value: "{resources["requests"][resource]}": must be less than or '
+                    f"equal to {resource} limit of {resources['limits'][resource]}",
+                )
+            )
+
+
+def _default_service(spec: dict[str, Any]) -> None:
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if spec["type"] != "ExternalName":
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        if spec.get("clusterIP"):
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+    for port in spec.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+
+
+def _default_hpa(spec: dict[str, Any]) -> None:
+    spec.setdefault("minReplicas", 1)
+    if not spec.get("metrics"):
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80},
+                },
+            }
+        ]
+    for metric in spec["metrics"]:
+        for source in metric.values():
+            target = source.get("target") if isinstance(source, dict) else None
+            for key in ("averageValue", "value"):
+                if target and key in target:
+                    try:
+                        target[key] = canonical_quantity(str(target[key]))
+                    except ValueError:
+                        raise BadRequest(
+                            f"quantities must match the regular expression '{_QUANTITY_PATTERN}'"
+                        ) from None
 
 
 def _comparable_meta(obj: dict[str, Any]) -> dict[str, Any]:

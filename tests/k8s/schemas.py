@@ -1,6 +1,7 @@
-"""Validation of Kubernetes objects the way an API server would reject them: core kinds
-against kubernetes-validate's strict schemas, HTTPRoutes against the vendored Gateway API CRD
-schema (tests/data/gateway-api), plus the name and label rules the API server enforces in code.
+"""Validation of Kubernetes objects the way a kube-apiserver 1.36 would reject them: core kinds
+against kubernetes-validate's strict 1.36 schemas, HTTPRoutes against the vendored Gateway API
+CRD schema (tests/data/gateway-api), plus the name and label rules the API server enforces in
+code; and the defaults that CRD's schema declares.
 
 Test support only; it never talks to a cluster."""
 
@@ -15,10 +16,10 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import yaml
-from kubernetes_validate.utils import latest_version
 
-# The newest Kubernetes release kubernetes-validate ships schemas for (1.37 with 1.37.0).
-KUBERNETES_VERSION = latest_version()
+# The Kubernetes release the fake API server follows: the one its stored objects were checked
+# against (tests/k8s/data/real-apiserver-1.36). Raise it together with those objects.
+KUBERNETES_VERSION = "1.36"
 HTTPROUTE_SCHEMA_PATH = (
     Path(__file__).resolve().parent.parent / "data" / "gateway-api" / "httproute-v1-schema.yaml"
 )
@@ -27,7 +28,6 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
-_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
@@ -54,10 +54,34 @@ def _strict(schema: Any) -> Any:
 
 
 @functools.cache
+def httproute_schema() -> dict[str, Any]:
+    return yaml.safe_load(HTTPROUTE_SCHEMA_PATH.read_text())["openAPIV3Schema"]
+
+
+@functools.cache
 def httproute_validator() -> jsonschema.Draft7Validator:
-    document = yaml.safe_load(HTTPROUTE_SCHEMA_PATH.read_text())
-    schema = _strict(copy.deepcopy(document["openAPIV3Schema"]))
-    return jsonschema.Draft7Validator(schema)
+    return jsonschema.Draft7Validator(_strict(copy.deepcopy(httproute_schema())))
+
+
+def _default(value: Any, schema: dict[str, Any]) -> None:
+    """Structural-schema defaulting as the API server does it for custom resources: a missing
+    property with a `default` gets it, top-down, then its own properties are defaulted."""
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for key, sub in properties.items():
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+        for key, item in value.items():
+            if key in properties:
+                _default(item, properties[key])
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            _default(item, schema["items"])
+
+
+def apply_httproute_defaults(route: dict[str, Any]) -> None:
+    """Fill in the defaults of the HTTPRoute CRD (weight 1, group "", kind Service, ...)."""
+    _default(route, httproute_schema())
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -66,7 +90,9 @@ def _path(error: jsonschema.ValidationError) -> str:
 
 def _check_metadata(kind: str, meta: dict[str, Any], causes: list[tuple[str, str]]) -> None:
     name = meta.get("name", "")
-    name_rule = _DNS1035_LABEL if kind == "Service" else _DNS1123_SUBDOMAIN
+    # Service names are DNS-1123 labels from 1.36 on (RelaxedServiceNameValidation, on by
+    # default): "9lives" is fine; before, they had to start with a letter (DNS-1035).
+    name_rule = _DNS1123_LABEL if kind == "Service" else _DNS1123_SUBDOMAIN
     limit = 63 if kind == "Service" else 253
     if not name or len(name) > limit or not name_rule.match(name):
         causes.append(("metadata.name", f"Invalid value: {name!r}: not a valid {kind} name"))

@@ -13,6 +13,7 @@ from deployments.runtime.base import (
     Autoscaling,
     DeploymentRef,
     Mirror,
+    PermanentRuntimeError,
     Resources,
     SecretRef,
     Track,
@@ -96,10 +97,10 @@ def test_secrets_are_references_and_serving_env_cannot_be_shadowed() -> None:
         env={"MODEL_VERSION": "spoofed"},
         secret_refs=(SecretRef("API_KEY", "keys", "api"),),
     )
-    env = objects.container_env(REF, spec, Track.CANARY)
+    env = objects.container_env(REF, spec)
     by_name = {e["name"]: e for e in env}
     assert by_name["MODEL_VERSION"] == {"name": "MODEL_VERSION", "value": "1"}
-    assert by_name["MODEL_TRACK"]["value"] == "canary"
+    assert "MODEL_TRACK" not in by_name  # the track is not the pods' to know
     assert by_name["API_KEY"] == {
         "name": "API_KEY",
         "valueFrom": {"secretKeyRef": {"name": "keys", "key": "api"}},
@@ -111,6 +112,59 @@ def test_selector_never_contains_the_track() -> None:
     manifest = objects.deployment_manifest(REF, make_spec(), Track.CANARY, OPTIONS)
     assert objects.LABEL_TRACK not in manifest["spec"]["selector"]["matchLabels"]
     assert manifest["metadata"]["labels"][objects.LABEL_TRACK] == "canary"
+
+
+def test_the_pod_template_is_the_same_on_every_track() -> None:
+    # A promotion (canary -> stable, preview -> stable) then changes metadata only: no new
+    # generation, no pod restarted.
+    spec = make_spec()
+    templates = {
+        json.dumps(objects.deployment_manifest(REF, spec, track, OPTIONS)["spec"], sort_keys=True)
+        for track in Track
+    }
+    assert len(templates) == 1
+    template = objects.deployment_manifest(REF, spec, Track.CANARY, OPTIONS)["spec"]["template"]
+    assert objects.LABEL_TRACK not in template["metadata"]["labels"]
+    assert objects.ANNOTATION_RELEASE not in template["metadata"]["annotations"]
+
+
+def test_selectors_select_the_version_pods() -> None:
+    # A Deployment's selector must match its template's labels, and the Service reaches pods
+    # by their labels: both are subsets of what the pods carry.
+    spec = make_spec()
+    deployment = objects.deployment_manifest(REF, spec, Track.CANARY, OPTIONS)
+    pods = deployment["spec"]["template"]["metadata"]["labels"]
+    service = objects.service_manifest(REF, spec, Track.CANARY, OPTIONS)
+    for selector in (deployment["spec"]["selector"]["matchLabels"], service["spec"]["selector"]):
+        assert selector.items() <= pods.items()
+        assert selector[objects.LABEL_VERSION] == "3"
+    assert service["metadata"]["labels"][objects.LABEL_TRACK] == "canary"
+
+
+def test_resources_are_sent_in_the_form_the_server_stores() -> None:
+    spec = VersionSpec(
+        version=1,
+        artifact_uri="s3://m",
+        artifact_digest="sha256:" + "e" * 64,
+        resources=Resources(
+            cpu_request="0.5", cpu_limit="1000m", memory_request="0.5Gi", memory_limit="1024Mi"
+        ),
+    )
+    assert objects.container_resources(spec) == {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+
+
+def test_a_resource_that_is_no_quantity_is_a_permanent_error() -> None:
+    spec = VersionSpec(
+        version=1,
+        artifact_uri="s3://m",
+        artifact_digest="sha256:" + "e" * 64,
+        resources=Resources(memory_limit="1GB"),
+    )
+    with pytest.raises(PermanentRuntimeError, match="memory_limit"):
+        objects.container_resources(spec)
 
 
 def test_label_values_are_made_valid() -> None:

@@ -23,7 +23,7 @@ from deployments.runtime.base import (
     TransientRuntimeError,
     VersionSpec,
 )
-from deployments.runtime.kubernetes import KubernetesRuntime
+from deployments.runtime.kubernetes import KubernetesRuntime, is_subset
 from tests.k8s.conftest import Cluster, FakeCluster
 
 SECRET_NAME = "fraud-db"
@@ -113,49 +113,103 @@ def _envs(body) -> list[dict]:
     return [e for c in containers for e in c.get("env") or []]
 
 
+# "Applies nothing" means the runtime sends no write (POST, PUT, PATCH, DELETE), counted where
+# the requests are seen. A resourceVersion is no measure: on a cluster, controllers write status
+# (and so bump it) whatever the runtime does.
+
+
 @pytest.mark.k8s
-def test_applying_twice_changes_nothing(cluster: Cluster, ref: DeploymentRef) -> None:
+@pytest.mark.parametrize("autoscaling", [None, Autoscaling(min_replicas=1, max_replicas=2)])
+def test_applying_twice_sends_no_write(
+    cluster: Cluster, ref: DeploymentRef, autoscaling: Autoscaling | None
+) -> None:
     runtime = cluster.runtime()
-    spec = make_spec(cluster, 1, autoscaling=Autoscaling(min_replicas=1, max_replicas=2))
+    spec = make_spec(cluster, 1, autoscaling=autoscaling)
     runtime.apply_version(ref, spec, Track.STABLE)
-    before = {
-        kind: r.get(ref.namespace, f"{ref.name}-v1", 5)["metadata"]["resourceVersion"]
-        for kind, r in _resources(runtime).items()
-    }
+    cluster.forget_writes()
     runtime.apply_version(ref, spec, Track.STABLE)
-    after = {
-        kind: r.get(ref.namespace, f"{ref.name}-v1", 5)["metadata"]["resourceVersion"]
-        for kind, r in _resources(runtime).items()
-    }
-    assert after == before
+    assert cluster.writes() == []
     assert runtime.list_versions(ref) == [1]
 
 
-def test_applying_twice_sends_no_write(cluster: Cluster, ref: DeploymentRef) -> None:
-    fake = fake_only(cluster)
-    runtime = fake.runtime()
-    spec = make_spec(fake, 1)
+@pytest.mark.k8s
+def test_non_canonical_quantities_are_written_once(cluster: Cluster, ref: DeploymentRef) -> None:
+    # Each form the configuration check used to pass through as written; the API server stores
+    # them as 500m, 1, 512Mi and 1Gi (tests/k8s/data/real-apiserver-1.36/quantities.json).
+    resources = Resources(
+        cpu_request="0.5", cpu_limit="1000m", memory_request="0.5Gi", memory_limit="1024Mi"
+    )
+    runtime = cluster.runtime()
+    spec = make_spec(cluster, 1, resources=resources)
     runtime.apply_version(ref, spec, Track.STABLE)
-    fake.server.clear_log()
+    cluster.forget_writes()
     runtime.apply_version(ref, spec, Track.STABLE)
-    writes = [r for r in fake.server.requests if r.method in ("POST", "PUT", "PATCH")]
-    assert writes == []
-    assert len(fake.server.all("deployments")) == 1
-    assert len(fake.server.all("services")) == 1
+    assert cluster.writes() == []
+    live = runtime._deployments.get(ref.namespace, f"{ref.name}-v1", 5)
+    assert live["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
 
 
-def _resources(runtime: KubernetesRuntime) -> dict:
-    return {"deployment": runtime._deployments, "service": runtime._services, "hpa": runtime._hpas}
+def test_a_quantity_spelled_otherwise_live_is_no_drift() -> None:
+    desired = {"resources": {"requests": {"cpu": "0.5"}, "limits": {"memory": "1024Mi"}}}
+    assert is_subset(
+        desired, {"resources": {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}}}
+    )
+    assert not is_subset(
+        desired, {"resources": {"requests": {"cpu": "501m"}, "limits": {"memory": "1Gi"}}}
+    )
+    # Only quantities count by amount: any other text is compared as text.
+    assert not is_subset({"env": [{"value": "0.5"}]}, {"env": [{"value": "500m"}]})
 
 
 @pytest.mark.k8s
-def test_a_track_change_updates_labels_in_place(cluster: Cluster, ref: DeploymentRef) -> None:
+def test_an_absent_hpa_is_never_deleted(cluster: Cluster, ref: DeploymentRef) -> None:
     runtime = cluster.runtime()
-    runtime.apply_version(ref, make_spec(cluster, 2), Track.CANARY)
-    runtime.apply_version(ref, make_spec(cluster, 2), Track.STABLE)
-    live = runtime._deployments.get(ref.namespace, f"{ref.name}-v2", 5)
-    assert live["metadata"]["labels"][objects.LABEL_TRACK] == "stable"
+    runtime.apply_version(ref, make_spec(cluster, 1), Track.STABLE)
+    runtime.apply_version(ref, make_spec(cluster, 1), Track.STABLE)
+    assert [w for w in cluster.writes() if w.startswith("DELETE")] == []
+
+
+@pytest.mark.k8s
+def test_removing_an_absent_version_deletes_nothing(cluster: Cluster, ref: DeploymentRef) -> None:
+    runtime = cluster.runtime()
+    runtime.apply_version(ref, make_spec(cluster, 1), Track.STABLE)
+    cluster.forget_writes()
+    runtime.remove_version(ref, 2)
+    assert cluster.writes() == []
+    assert runtime.list_versions(ref) == [1]
+
+
+@pytest.mark.k8s
+def test_a_track_change_relabels_without_restarting_pods(
+    cluster: Cluster, ref: DeploymentRef
+) -> None:
+    runtime = cluster.runtime()
+    spec = make_spec(cluster, 2, autoscaling=Autoscaling(min_replicas=1, max_replicas=2))
+    runtime.apply_version(ref, spec, Track.CANARY)
+    name = f"{ref.name}-v2"
+    before = runtime._deployments.get(ref.namespace, name, 5)
+    runtime.apply_version(ref, spec, Track.STABLE)  # the canary is promoted
+    after = runtime._deployments.get(ref.namespace, name, 5)
+    for resource in (runtime._deployments, runtime._services, runtime._hpas):
+        live = resource.get(ref.namespace, name, 5)
+        assert live["metadata"]["labels"][objects.LABEL_TRACK] == "stable"
+    # The pod template, and so the pods, did not change: no new generation, nothing rolls.
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert objects.LABEL_TRACK not in after["spec"]["template"]["metadata"]["labels"]
     assert runtime.list_versions(ref) == [2]
+
+
+def test_a_ready_version_stays_ready_when_promoted(cluster: Cluster, ref: DeploymentRef) -> None:
+    fake = fake_only(cluster)
+    runtime = fake.runtime()
+    runtime.apply_version(ref, make_spec(fake, 2), Track.CANARY)
+    fake.make_ready(runtime, ref, 2)
+    runtime.apply_version(ref, make_spec(fake, 2), Track.STABLE)
+    assert runtime.version_status(ref, 2).readiness is Readiness.READY
 
 
 @pytest.mark.k8s
@@ -215,8 +269,12 @@ def test_remove_is_idempotent(cluster: Cluster, ref: DeploymentRef) -> None:
     runtime = cluster.runtime()
     spec = make_spec(cluster, 4, autoscaling=Autoscaling())
     runtime.apply_version(ref, spec, Track.SHADOW)
+    cluster.forget_writes()
     runtime.remove_version(ref, 4)
+    assert [w.split(" ")[0] for w in cluster.writes()] == ["DELETE"] * 3
+    cluster.forget_writes()
     runtime.remove_version(ref, 4)
+    assert cluster.writes() == []
     assert runtime.version_status(ref, 4).readiness is Readiness.ABSENT
     assert runtime.list_versions(ref) == []
 
@@ -257,8 +315,13 @@ def test_an_hpa_keeps_its_replica_count_across_applies(
     assert fake.server.get("deployments", ref.namespace, f"{ref.name}-v1")["spec"]["replicas"] == 4
     hpa = fake.server.get("horizontalpodautoscalers", ref.namespace, f"{ref.name}-v1")
     assert hpa["spec"]["maxReplicas"] == 5
-    runtime.apply_version(ref, make_spec(fake, 1), Track.STABLE)
+    fake.server.clear_log()
+    runtime.apply_version(ref, make_spec(fake, 1), Track.STABLE)  # autoscaling switched off
     assert fake.server.get("horizontalpodautoscalers", ref.namespace, f"{ref.name}-v1") is None
+    assert [w for w in fake.writes() if w.startswith("DELETE")] == [
+        f"DELETE /apis/autoscaling/v2/namespaces/{ref.namespace}/horizontalpodautoscalers/"
+        f"{ref.name}-v1"
+    ]
 
 
 def test_a_stale_write_is_retried_and_converges(cluster: Cluster, ref: DeploymentRef) -> None:
@@ -366,9 +429,85 @@ def test_an_invalid_route_is_answered_422_and_permanent(
 @pytest.mark.expect_invalid
 def test_an_invalid_name_is_answered_422(cluster: Cluster) -> None:
     fake = fake_only(cluster)
-    bad = DeploymentRef(name="9lives", model="m", environment="e", namespace=fake.namespace)
+    bad = DeploymentRef(name="fraud_v", model="m", environment="e", namespace=fake.namespace)
     with pytest.raises(PermanentRuntimeError, match="Service"):
         fake.runtime().apply_version(bad, make_spec(fake, 1), Track.STABLE)
+
+
+def test_a_name_may_start_with_a_digit(cluster: Cluster) -> None:
+    # Kubernetes 1.36 validates Service names as DNS-1123 labels (RelaxedServiceNameValidation
+    # on by default); before 1.36 this Service was refused.
+    fake = fake_only(cluster)
+    ref = DeploymentRef(name="9lives", model="m", environment="e", namespace=fake.namespace)
+    fake.runtime().apply_version(ref, make_spec(fake, 1), Track.STABLE)
+    assert fake.server.get("services", fake.namespace, "9lives-v1") is not None
+
+
+def test_a_quantity_the_server_refuses_is_permanent(cluster: Cluster, ref: DeploymentRef) -> None:
+    fake = fake_only(cluster)
+    runtime = fake.runtime()
+    with pytest.raises(PermanentRuntimeError, match="cpu_request"):
+        runtime.apply_version(
+            ref, make_spec(fake, 1, resources=Resources(cpu_request="lots")), Track.STABLE
+        )
+    assert fake.server.all("deployments") == []
+
+
+@pytest.mark.expect_invalid
+def test_a_request_above_its_limit_is_answered_422(cluster: Cluster, ref: DeploymentRef) -> None:
+    fake = fake_only(cluster)
+    too_much = Resources(cpu_request="2", cpu_limit="1")
+    with pytest.raises(PermanentRuntimeError, match=r"422.*less than or equal to cpu limit"):
+        fake.runtime().apply_version(ref, make_spec(fake, 1, resources=too_much), Track.STABLE)
+
+
+# Traffic reaches the data plane when the Gateway's controller has accepted the route: on a
+# cluster that is its controller's doing, here the test's (`accept_route`, `reject_route`).
+
+
+@pytest.mark.k8s
+def test_a_route_is_not_applied_until_the_gateway_accepts_it(
+    cluster: Cluster, ref: DeploymentRef
+) -> None:
+    runtime = cluster.runtime()
+    for version in (1, 2):
+        runtime.apply_version(ref, make_spec(cluster, version), Track.STABLE)
+    first = TrafficSplit({1: 90, 2: 10})
+    runtime.set_traffic(ref, first)
+    assert not runtime.traffic_applied(ref, first), "written, but no controller has taken it"
+    cluster.accept_route(ref)
+    assert runtime.traffic_applied(ref, first)
+    second = TrafficSplit({1: 50, 2: 50})
+    runtime.set_traffic(ref, second)
+    # Accepted still, but for the previous generation: the new weights are not served yet.
+    assert not runtime.traffic_applied(ref, second)
+    cluster.accept_route(ref)
+    assert runtime.traffic_applied(ref, second)
+    assert not runtime.traffic_applied(ref, first), "the route no longer holds that split"
+
+
+@pytest.mark.k8s
+def test_a_rejected_route_is_not_applied(cluster: Cluster, ref: DeploymentRef) -> None:
+    runtime = cluster.runtime()
+    runtime.apply_version(ref, make_spec(cluster, 1), Track.STABLE)
+    split = TrafficSplit.all_to(1)
+    runtime.set_traffic(ref, split)
+    cluster.reject_route(ref)
+    assert not runtime.traffic_applied(ref, split)
+
+
+@pytest.mark.k8s
+def test_setting_the_same_traffic_twice_sends_no_write(
+    cluster: Cluster, ref: DeploymentRef
+) -> None:
+    runtime = cluster.runtime()
+    split = TrafficSplit({1: 100}, mirror=Mirror(version=1, percent=10))
+    runtime.set_traffic(ref, split)
+    cluster.accept_route(ref)
+    cluster.forget_writes()
+    runtime.set_traffic(ref, split)
+    assert cluster.writes() == []
+    assert runtime.traffic_applied(ref, split)
 
 
 @pytest.mark.k8s

@@ -203,8 +203,22 @@ def test_reapplying_does_not_restart_a_running_version(local_runtime, ref, artif
     assert sr.observed(ref)["versions"]["1"]["pid"] == pid
     assert sr.runtime.version_status(ref, 1).ready
 
-    # A changed spec does replace the process.
+    # A new track is a relabel (promotion): the same process goes on serving.
+    generation = sr.observed(ref)["versions"]["1"]["generation"]
     sr.runtime.apply_version(ref, version_spec(artifact, 1), Track.CANARY)
+    wait_for(
+        lambda: (
+            sr.observed(ref)["versions"]["1"]["generation"] > generation
+            and sr.runtime.version_status(ref, 1).ready
+        ),
+        what="the relabel observed",
+    )
+    assert sr.observed(ref)["versions"]["1"]["pid"] == pid
+
+    # A changed spec does replace the process.
+    sr.runtime.apply_version(
+        ref, version_spec(artifact, 1, env={"LOG_LEVEL": "debug"}), Track.CANARY
+    )
     wait_for(
         lambda: (
             sr.observed(ref)["versions"]["1"]["pid"] not in (None, pid)
