@@ -47,7 +47,7 @@ def test_a_traffic_change_the_data_plane_never_serves_fails_at_the_configured_de
     step = walk_to_production_traffic(release)
     assert step.deadline_seconds == (None if stored_before_traffic_deadlines else DEADLINE)
     index = release.step_index
-    world.fake.gateway_controller = False  # the Gateway never programs the route
+    world.fake.gateway.hold()  # the Gateway never programs the route
     assert engine.reconcile(release.pk, force=True) == 1.0, "the route is written, not served"
     clock.advance(DEADLINE - 5)
     assert engine.reconcile(release.pk, force=True) == 1.0, "still within the deadline"
@@ -96,7 +96,7 @@ def test_a_rollback_switch_the_data_plane_never_serves_fails_at_the_configured_d
     world = promoted_v1
     drive(world.release(2))
     world.deployment.refresh_from_db()
-    world.fake.gateway_controller = False
+    world.fake.gateway.hold()
     rollback = services.deployment_rollback(actor=world.maintainer, deployment=world.deployment)
     assert engine.rollback_reconcile(rollback.pk) is not None
     clock.advance(DEADLINE - 5)

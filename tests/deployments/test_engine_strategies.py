@@ -191,28 +191,39 @@ def test_nothing_is_scaled_down_before_the_data_plane_serves_the_switch(promoted
     world = promoted_v1
     drive(world.release(2))
     world.deployment.refresh_from_db()
-    world.fake.gateway_controller = False  # the Gateway has not programmed the change yet
+    world.fake.gateway.hold()  # the Gateway has not programmed the change yet
     rollback = services.deployment_rollback(actor=world.maintainer, deployment=world.deployment)
     assert engine.rollback_reconcile(rollback.pk) is not None
     assert world.weights() == {1: 100}, "the route is written"
     assert world.replicas(2) == 3, "v2 keeps serving until the switch is live"
-    world.fake.accept_route("ml-prod", "fraud")
+    world.fake.gateway.accept("ml-prod", "fraud")
     assert engine.rollback_reconcile(rollback.pk) is None
     assert world.replicas(2) == 0
     rollback.refresh_from_db()
     assert rollback.state == "done"
 
 
-def test_a_canary_step_waits_for_the_gateway_before_its_analysis_window(promoted_v1):
+def test_a_canary_step_waits_while_the_route_is_not_accepted_and_proceeds_once_it_is(
+    promoted_v1,
+):
     world = promoted_v1
     release = drive(world.release(2), until={"progressing"})
-    world.fake.gateway_controller = False
-    for _ in range(12):
+    world.fake.gateway.hold()  # from now on, a route is Accepted only when the Gateway says so
+    for _ in range(12):  # a minute of reconciles: written, never served
         engine.reconcile(release.pk, force=True)
         clock.advance(5)
     release.refresh_from_db()
+    assert release.state == "progressing"
     assert engine.current_step(release).action == engine.StepAction.TRAFFIC
-    assert not release.steps.filter(kind="analysis").exists()
-    world.fake.gateway_controller = True
-    world.fake.accept_route("ml-prod", "fraud")
+    assert world.weights() == {1: 95, 2: 5}, "the split is written to the route"
+    conditions = world.route()["status"]["parents"][0]["conditions"]
+    assert conditions[0]["observedGeneration"] < world.route()["metadata"]["generation"]
+    assert not release.steps.filter(kind="analysis").exists(), "no window on unserved traffic"
+
+    world.fake.gateway.accept("ml-prod", "fraud")
+
+    engine.reconcile(release.pk, force=True)
+    release.refresh_from_db()
+    assert engine.current_step(release).action == engine.StepAction.ANALYZE
+    world.fake.gateway.accept_automatically()
     assert drive(release).state == "promoted"

@@ -263,18 +263,6 @@ class FakeApiServer:
         self.auto_ready = False
         self.gateway = FakeGatewayController(self, automatic=auto_accept_routes)
 
-    # The engine tests' names for the gateway switch; new tests use `gateway`.
-    @property
-    def gateway_controller(self) -> bool:
-        return self.gateway.automatic
-
-    @gateway_controller.setter
-    def gateway_controller(self, automatic: bool) -> None:
-        self.gateway.automatic = automatic
-
-    def accept_route(self, ns: str, name: str) -> None:
-        self.gateway.accept(ns, name)
-
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> FakeApiServer:
