@@ -1,10 +1,12 @@
-"""Shared fixtures: people in each role of one team, and API clients acting as them."""
+"""Shared fixtures: people in each role of one team, and API clients and browsers acting as
+them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.factories import MembershipFactory, TeamFactory, UserFactory, make_token
@@ -47,6 +49,19 @@ def client_for(people, team) -> Callable[[str], APIClient]:  # type: ignore[no-u
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
             return client
         client.force_authenticate(people[who])
+        return client
+
+    return make
+
+
+@pytest.fixture
+def browser_for(people) -> Callable[[str], Client]:  # type: ignore[no-untyped-def]
+    """browser_for("owner") -> a Django test Client with that person's session."""
+
+    def make(who: str) -> Client:
+        client = Client()
+        if who != "anonymous":
+            client.force_login(people[who])
         return client
 
     return make

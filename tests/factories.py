@@ -1,15 +1,23 @@
-"""factory_boy factories for the registry (and, as they arrive, deployments)."""
+"""The one set of test data builders: factory_boy factories for users, teams, models and
+versions, and builders that make environments, deployments and releases through the real
+services (the runtime pointed at a closed loopback port: nothing contacts it unless a reconcile
+runs). Every test package builds its data from here."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from identity.models import ApiToken, Membership, Team
+from deployments import engine, services
+from deployments.models import Deployment, Environment, Release, ReleaseState
+from identity.audit import Actor
+from identity.models import ApiToken, Membership, Team, forget_roles
+from identity.services import token_create
 from registry.models import ModelVersion, RegisteredModel
 
 INPUT_SCHEMA = {
@@ -85,9 +93,6 @@ def make_token(
     expires_in: timedelta = timedelta(days=30),
 ) -> tuple[ApiToken, str]:
     """A real token through the service (so hashing is the real one); returns (token, secret)."""
-    from identity.audit import Actor
-    from identity.services import token_create
-
     issued = token_create(
         actor=Actor.system("tests"),
         team=team,
@@ -96,3 +101,107 @@ def make_token(
         expires_at=timezone.now() + expires_in,
     )
     return issued.token, issued.secret
+
+
+# Deployments ---------------------------------------------------------------------------------
+
+SYSTEM = Actor.system("tests")
+K8S = {"api_url": "http://127.0.0.1:9"}
+VCPU_HOUR = 0.04
+GIB_HOUR = 0.005
+CANARY = {"steps": [10, 50, 100], "analysis_interval_seconds": 60, "min_requests": 10}
+
+
+def environment_of(
+    name: str,
+    *,
+    metrics_kind: str = "none",
+    metrics_url: str = "",
+    scrape_interval_seconds: float = 1.0,
+    **options: Any,
+) -> Environment:
+    """An environment on the closed Kubernetes port, priced, with the given metrics source (the
+    test Prometheus scrapes every second)."""
+    return services.environment_create(
+        actor=SYSTEM,
+        name=name,
+        runtime_kind="kubernetes",
+        runtime_config={**K8S, "namespace": "models"},
+        metrics_kind=metrics_kind,
+        metrics_url=metrics_url,
+        metrics_scrape_interval_seconds=scrape_interval_seconds,
+        vcpu_hour_price=VCPU_HOUR,
+        gib_hour_price=GIB_HOUR,
+        **options,
+    )
+
+
+def environments() -> tuple[Environment, Environment]:
+    """(staging, production), production gated by staging."""
+    staging = services.environment_create(
+        actor=SYSTEM,
+        name="staging",
+        runtime_kind="kubernetes",
+        runtime_config={**K8S, "namespace": "models-staging"},
+    )
+    production = services.environment_create(
+        actor=SYSTEM,
+        name="production",
+        runtime_kind="kubernetes",
+        runtime_config={**K8S, "namespace": "models"},
+        staging="staging",
+        is_production=True,
+        vcpu_hour_price=VCPU_HOUR,
+    )
+    return staging, production
+
+
+def deployment_of(
+    model: RegisteredModel,
+    environment: Environment,
+    *,
+    stable: ModelVersion | None = None,
+    previous: ModelVersion | None = None,
+    strategy: str = "canary",
+    **config: Any,
+) -> Deployment:
+    """A deployment made by the service; `stable`/`previous` stand for earlier promotions."""
+    deployment = services.deployment_create(
+        actor=SYSTEM,
+        model=model,
+        environment=environment,
+        strategy=strategy,
+        strategy_params=CANARY if strategy == "canary" else {},
+        **config,
+    )
+    if stable is not None:
+        Deployment.objects.filter(pk=deployment.pk).update(
+            stable_version=stable, previous_stable_version=previous
+        )
+        deployment.refresh_from_db()
+    return deployment
+
+
+def release_of(deployment: Deployment, version: ModelVersion, author: Any) -> Release:
+    return services.release_create(
+        actor=Actor.from_principal(author), deployment=deployment, version=version
+    )
+
+
+def put_in_state(release: Release, state: str, *, action: str | None = None) -> Release:
+    """Move a release as the engine would have (test set-up only): to `state`, at the first
+    plan step with `action` (e.g. "analyze") when given."""
+    index = release.step_index
+    if action is not None:
+        index = next(i for i, s in enumerate(engine.steps_of(release)) if s.action == action)
+    fields: dict[str, Any] = {"state": state, "step_index": index}
+    if state == ReleaseState.PAUSED:
+        fields["paused_from"] = ReleaseState.PROGRESSING
+    Release.objects.filter(pk=release.pk).update(**fields)
+    release.refresh_from_db()
+    return release
+
+
+def give_duty(user: Any, team: Any, **duties: bool) -> None:
+    Membership.objects.filter(user=user, team=team).update(**duties)
+    forget_roles(user)

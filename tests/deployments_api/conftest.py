@@ -7,9 +7,7 @@ import pytest
 
 from deployments.models import Deployment, Environment
 from registry.models import ModelVersion, RegisteredModel
-from tests.factories import ModelVersionFactory, RegisteredModelFactory
-
-from .builders import deployment_of, environments
+from tests.factories import ModelVersionFactory, RegisteredModelFactory, deployment_of, environments
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deployments.models import Deployment, DeploymentConfig, Rollback
-from tests.factories import RegisteredModelFactory
-
-from .builders import deployment_of
+from tests.factories import RegisteredModelFactory, deployment_of
 
 URL = "/api/v1/deployments/"
 

@@ -8,9 +8,7 @@ from rest_framework.test import APIClient
 
 from deployments.models import Approval, Release, ReleaseState
 from registry.models import RegisteredModel
-from tests.factories import MembershipFactory, UserFactory
-
-from .builders import give_duty, put_in_state, release_of
+from tests.factories import MembershipFactory, UserFactory, give_duty, put_in_state, release_of
 
 
 def url(release: Release, verb: str) -> str:

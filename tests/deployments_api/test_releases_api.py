@@ -7,9 +7,7 @@ import pytest
 
 from deployments.models import Release, ReleaseState
 from registry.models import RegisteredModel
-from tests.factories import RegisteredModelFactory
-
-from .builders import deployment_of, put_in_state, release_of
+from tests.factories import RegisteredModelFactory, deployment_of, put_in_state, release_of
 
 URL = "/api/v1/releases/"
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from deployments.models import Deployment, Release, ReleaseState, Rollback
-
-from .builders import give_duty, put_in_state, release_of
+from tests.factories import give_duty, put_in_state, release_of
 
 
 def url(deployment: Deployment) -> str:

@@ -1,30 +1,14 @@
-"""Fixtures for the portal page tests: browsers logged in as each person of `people`, and a
-model of `team` with versions and an alias."""
+"""Fixtures for the portal page tests: a model of `team` with versions and an alias (browsers
+for each person are `browser_for`, in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-from django.test import Client
 
 from identity.audit import Actor
 from registry import services
 from registry.models import RegisteredModel
 from tests.factories import ModelVersionFactory, RegisteredModelFactory
-
-
-@pytest.fixture
-def browser_for(people) -> Callable[[str], Client]:  # type: ignore[no-untyped-def]
-    """browser_for("owner") -> a Django test Client with that person's session."""
-
-    def make(who: str) -> Client:
-        client = Client()
-        if who != "anonymous":
-            client.force_login(people[who])
-        return client
-
-    return make
 
 
 @pytest.fixture

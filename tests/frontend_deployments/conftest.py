@@ -10,4 +10,3 @@ from tests.deployments_api.conftest import (  # noqa: F401 (fixtures shared with
     production,
     versions,
 )
-from tests.frontend.conftest import browser_for  # noqa: F401

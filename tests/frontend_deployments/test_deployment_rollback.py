@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from deployments.models import Deployment, Rollback
-from tests.deployments_api.builders import give_duty
+from tests.factories import give_duty
 from tests.support.pages import html_of
 
 

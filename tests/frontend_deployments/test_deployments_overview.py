@@ -4,8 +4,13 @@ active release, the traffic split and the state."""
 from __future__ import annotations
 
 from deployments.models import Release, ReleaseState
-from tests.deployments_api.builders import deployment_of, put_in_state, release_of
-from tests.factories import ModelVersionFactory, RegisteredModelFactory
+from tests.factories import (
+    ModelVersionFactory,
+    RegisteredModelFactory,
+    deployment_of,
+    put_in_state,
+    release_of,
+)
 from tests.support.pages import html_of
 
 URL = "/deployments/"

@@ -11,8 +11,15 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from deployments.models import Approval, Release, ReleaseState, ReleaseStep, Rollback
-from tests.deployments_api.builders import deployment_of, environments, put_in_state, release_of
-from tests.factories import MembershipFactory, ModelVersionFactory, RegisteredModelFactory
+from tests.factories import (
+    MembershipFactory,
+    ModelVersionFactory,
+    RegisteredModelFactory,
+    deployment_of,
+    environments,
+    put_in_state,
+    release_of,
+)
 from tests.support.query_counts import (
     LARGE,
     SMALL,

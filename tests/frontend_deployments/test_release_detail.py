@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from deployments.models import Approval, Release, ReleaseState
-from tests.deployments_api.builders import give_duty, put_in_state, release_of
+from tests.factories import give_duty, put_in_state, release_of
 from tests.support.pages import html_of
 
 ANALYSIS_EVIDENCE = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deployments.models import ReleaseState
-from tests.deployments_api.builders import put_in_state, release_of
+from tests.factories import put_in_state, release_of
 from tests.support.pages import html_of
 
 URL = "/releases/"

@@ -11,8 +11,7 @@ import pytest
 
 from deployments.models import Deployment, DeploymentConfig, Environment
 from deployments.runtime.k8s_objects import canonical_quantity, quantity_value, same_quantity
-from tests.deployments_api.builders import deployment_of, environments
-from tests.factories import RegisteredModelFactory
+from tests.factories import RegisteredModelFactory, deployment_of, environments
 
 REAL_SERVER = Path(__file__).resolve().parent / "data" / "real-apiserver-1.36"
 URL = "/api/v1/deployments/"

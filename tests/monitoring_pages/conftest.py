@@ -16,9 +16,14 @@ import pytest
 from deployments import services
 from deployments.models import Deployment, Environment, ReleaseState
 from registry.models import ModelVersion, RegisteredModel
-from tests.deployments_api.builders import SYSTEM, deployment_of, put_in_state, release_of
-from tests.factories import ModelVersionFactory, RegisteredModelFactory
-from tests.frontend.conftest import browser_for  # noqa: F401 (fixture)
+from tests.factories import (
+    SYSTEM,
+    ModelVersionFactory,
+    RegisteredModelFactory,
+    deployment_of,
+    put_in_state,
+    release_of,
+)
 from tests.monitoring.conftest import (  # noqa: F401 (fixtures)
     MODEL,
     demo_packages,
