@@ -15,10 +15,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from core.jsonsafe import json_safe
+from deployments.analysis import Verdict
 from monitoring.cost import CostRates, Quantity, cost_per_1000, hourly_cost
-from monitoring.drift import DriftReport, DriftStatus, DriftThresholds, drift_report
+from monitoring.drift import (
+    DriftReport,
+    DriftStatus,
+    DriftThresholds,
+    drift_report,
+    live_counts_of,
+)
 from monitoring.sources.base import (
-    FeatureCounts,
     MetricsSource,
     MetricsUnavailable,
     NoData,
@@ -29,7 +36,6 @@ from monitoring.statistics import (
     DEFAULT_MIN_SAMPLES,
     Comparison,
     Direction,
-    Verdict,
     mann_whitney_compare,
     spread_compare,
     threshold_check,
@@ -41,9 +47,7 @@ __all__ = [
     "DriftThresholds",
     "ReplicaResources",
     "Thresholds",
-    "Verdict",
     "analyze_canary",
-    "live_counts",
 ]
 
 
@@ -311,22 +315,6 @@ class _Check:
     warnings: list[str] = field(default_factory=list)
 
 
-def live_counts(counts: FeatureCounts) -> dict[str, Any]:
-    """A source's `FeatureCounts` in the shape `drift_report` takes. Numeric features go back to
-    cumulative `le` buckets, so drift_report checks them against the profile's bin edges (a
-    version exporting other buckets than its profile is an error, not a silent misalignment)."""
-    features: dict[str, Any] = {}
-    for name, numeric in counts.numeric.items():
-        running = 0.0
-        cumulative: dict[float, float] = {}
-        for bound, count in zip(numeric.upper_bounds, numeric.counts, strict=True):
-            running += count
-            cumulative[bound] = running
-        features[name] = cumulative
-    features.update({name: dict(cats) for name, cats in counts.categorical.items()})
-    return {"features": features, "prediction": dict(counts.prediction_classes) or None}
-
-
 def _drift_check(
     source: MetricsSource,
     canary: VersionKey,
@@ -361,7 +349,7 @@ def _drift_check(
             undecided=[reason],
         )
     try:
-        report = drift_report(baseline_profile, live_counts(found), thresholds)
+        report = drift_report(baseline_profile, live_counts_of(found), thresholds)
     except ValueError as exc:
         # The live buckets do not line up with the profile: the drift cannot be measured, and
         # the version's metrics contract is broken, which a human has to look at.
@@ -522,18 +510,4 @@ def _compare(
 
 def _verdict(verdict: Verdict, reasons: list[str], evidence: dict[str, Any]) -> AnalysisVerdict:
     evidence["verdict"] = str(verdict)
-    return AnalysisVerdict(verdict=verdict, reasons=reasons, evidence=_json_safe(evidence))
-
-
-def _json_safe(value: Any) -> Any:
-    """Evidence is stored as JSON on the release step: no NaN or infinity (not valid JSON),
-    tuples as lists, enums as their values."""
-    if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
-        return str(value) if isinstance(value, Verdict | Direction) else value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)
+    return AnalysisVerdict(verdict=verdict, reasons=reasons, evidence=json_safe(evidence))

@@ -51,9 +51,7 @@ class MonitoringAnalyzer:
             drift_thresholds=drift,
             cost=cost_check_for(request),
         )
-        return AnalysisResult(
-            Verdict(str(outcome.verdict)), list(outcome.reasons), outcome.evidence
-        )
+        return AnalysisResult(outcome.verdict, list(outcome.reasons), outcome.evidence)
 
 
 def traffic_shares(request: AnalysisRequest) -> tuple[float | None, float | None]:

@@ -1,3 +1,5 @@
+"""The monitoring app's Django configuration; it must never run code at import or start-up."""
+
 from django.apps import AppConfig
 
 

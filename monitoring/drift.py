@@ -1,7 +1,8 @@
 """Drift maths: PSI, Jensen-Shannon, KS and Wasserstein, baseline profiles and drift reports.
 
-Pure NumPy/SciPy on in-memory arrays and plain dicts: it must never import Django, query
-Prometheus or touch files, so the release engine, the pages and the analysis can all call it.
+Pure NumPy/SciPy on in-memory arrays, plain dicts and a source's `FeatureCounts`: it must never
+import Django, query Prometheus or touch files, so the release engine, the pages and the
+analysis can all call it.
 
 Binning convention (shared by baseline profiles, ``bin_counts`` and the serving histograms):
 a profile's ``bin_edges`` are ``[e0, e1, ..., eN]`` and the live Prometheus histogram has
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import distributions
+
+from monitoring.sources.base import FeatureCounts
 
 # Added to every proportion before renormalising, so an empty bin on either side gives a large
 # but finite PSI term (ln(0.1 / 1e-4) ~ 6.9) instead of inf. Same order as common practice
@@ -399,6 +402,19 @@ def counts_from_increase(
     if after.sum() < before.sum():
         return after
     return np.clip(after - before, 0.0, None)
+
+
+def live_counts_of(counts: FeatureCounts) -> dict[str, Any]:
+    """A metrics source's `FeatureCounts` in the shape `drift_report` takes: the one conversion,
+    for the canary analysis and the pages alike. Numeric features go back to cumulative `le`
+    buckets, so `drift_report` checks them against the profile's bin edges (a version exporting
+    other buckets than its profile is an error, not a silent misalignment)."""
+    features: dict[str, Any] = {}
+    for name, numeric in counts.numeric.items():
+        cumulative = np.cumsum(np.asarray(numeric.counts, dtype=np.float64)).tolist()
+        features[name] = dict(zip(numeric.upper_bounds, cumulative, strict=True))
+    features.update({name: dict(categories) for name, categories in counts.categorical.items()})
+    return {"features": features, "prediction": dict(counts.prediction_classes) or None}
 
 
 # --------------------------------------------------------------------------------------------

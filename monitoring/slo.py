@@ -9,13 +9,14 @@ quickly and stops soon after the problem does.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
+
+from monitoring.durations import parse_duration
 
 
 def _check_objective(objective: float) -> None:
@@ -88,6 +89,16 @@ DEFAULT_BURN_RATE_RULES: tuple[BurnRateRule, ...] = (
     BurnRateRule(Severity.PAGE, "6h", "30m", 6.0),
     BurnRateRule(Severity.TICKET, "3d", "6h", 1.0),
 )
+# Every window the rules above read, shortest first (1h/5m, 6h/30m, 3d/6h).
+BURN_WINDOWS: tuple[str, ...] = tuple(
+    sorted(
+        {w for rule in DEFAULT_BURN_RATE_RULES for w in (rule.long_window, rule.short_window)},
+        key=parse_duration,
+    )
+)
+# The window of the error budget: the SRE workbook's four weeks.
+SLO_WINDOW = "28d"
+SLO_WINDOW_SECONDS = parse_duration(SLO_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -102,18 +113,6 @@ class BurnAlert:
         data = asdict(self)
         data["severity"] = str(self.severity)
         return data
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def window_seconds(window: str) -> float:
-    """A Prometheus-style duration (``"5m"``, ``"1h"``, ``"3d"``) in seconds."""
-    match = _DURATION.match(window.strip())
-    if not match:
-        raise ValueError(f"invalid window {window!r}; use forms like 5m, 1h, 3d")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def burn_rate_alerts(
@@ -132,11 +131,11 @@ def burn_rate_alerts(
     for window, ratio in ratios_by_window.items():
         if ratio is None or (isinstance(ratio, float) and math.isnan(ratio)):
             continue
-        by_seconds[window_seconds(window)] = burn_rate(ratio, objective)
+        by_seconds[parse_duration(window)] = burn_rate(ratio, objective)
     alerts = []
     for rule in rules:
-        long_rate = by_seconds.get(window_seconds(rule.long_window))
-        short_rate = by_seconds.get(window_seconds(rule.short_window))
+        long_rate = by_seconds.get(parse_duration(rule.long_window))
+        short_rate = by_seconds.get(parse_duration(rule.short_window))
         if long_rate is None or short_rate is None:
             continue
         if long_rate > rule.threshold and short_rate > rule.threshold:

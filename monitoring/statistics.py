@@ -1,8 +1,9 @@
 """Canary-versus-stable statistics (the judgement Kayenta makes): shift, spread and thresholds.
 
-Pure NumPy/SciPy on in-memory samples; it must never import Django or fetch metrics. Every
-result keeps all of its numbers (``as_dict()``) so a release step can store them as evidence.
-Too little data is ``inconclusive``, never ``pass``.
+Pure NumPy/SciPy on in-memory samples; it must never touch the database or fetch metrics. Its
+verdicts are the engine's own (deployments.analysis.Verdict), and every result keeps all of its
+numbers (``as_dict()``) so a release step can store them as evidence. Too little data is
+``inconclusive``, never ``pass``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from core.jsonsafe import json_safe
+from deployments.analysis import Verdict
+
 ArrayLike = Sequence[float] | np.ndarray
 
 # Below this many samples per side the normal approximations behind the CI are poor and a
@@ -25,12 +29,6 @@ DEFAULT_MIN_SAMPLES = 20
 # Materialise all m*n pairwise differences up to this many (32 MB of float64); above it the
 # order statistics are found by bisection with counting instead.
 _MAX_MATERIALISED_PAIRS = 4_000_000
-
-
-class Verdict(StrEnum):
-    PASS = "pass"  # noqa: S105 - a verdict, not a password
-    FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
 
 
 class Direction(StrEnum):
@@ -78,18 +76,7 @@ class Comparison:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-safe dict (non-finite floats become None: jsonb rejects them)."""
-        data = _json_safe(asdict(self))
-        data["verdict"] = str(self.verdict)
-        data["direction"] = str(self.direction)
-        return data
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        return json_safe(asdict(self))
 
 
 def _samples(values: ArrayLike, name: str) -> np.ndarray:
@@ -417,10 +404,7 @@ class ThresholdCheck:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["verdict"] = str(self.verdict)
-        data["direction"] = str(self.direction)
-        return data
+        return json_safe(asdict(self))
 
 
 def threshold_check(

@@ -260,6 +260,25 @@ def resolve_window(
     return window_seconds, end_ts, min(step, window_seconds)
 
 
+# A rate's range spans at least this many scrape intervals: one late or missed scrape still
+# leaves it two samples (Prometheus' own advice, and Grafana's $__rate_interval).
+RATE_RANGE_SCRAPES = 4
+
+
+def rate_range(window_seconds: float, step_seconds: float, scrape_interval_seconds: float) -> float:
+    """The range of the `rate()`/`increase()` evaluated at each step of a range query: four
+    scrapes at least and, when the window holds several steps, one scrape more than the step,
+    so that every increase between two consecutive scrapes lies inside some step's range. With
+    a range no longer than the step, the increase across each step boundary is seen by no step
+    at all, and a short burst that falls there vanishes from a sparkline. Ranges longer than
+    the step overlap: per-step counts are scaled by step / range. A window of one step is
+    measured over exactly that window (nothing lies between steps)."""
+    floor = RATE_RANGE_SCRAPES * scrape_interval_seconds
+    if step_seconds >= window_seconds:
+        return max(step_seconds, floor)
+    return max(step_seconds + scrape_interval_seconds, floor)
+
+
 def check_series_name(name: str) -> None:
     if name not in SERIES_NAMES:
         raise ValueError(f"unknown series {name!r}; expected one of {', '.join(SERIES_NAMES)}")

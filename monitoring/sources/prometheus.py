@@ -31,6 +31,7 @@ from monitoring.sources.base import (
     WindowStats,
     check_series_name,
     finite_or_none,
+    rate_range,
     resolve_window,
     unique_keys,
 )
@@ -143,8 +144,7 @@ class PrometheusSource(SingleKeyMethods):
         window, end_ts, step = resolve_window(
             window_seconds, end, step_seconds, min_step=2 * self.scrape_interval_seconds
         )
-        # A rate needs two scrapes inside its range; intervals overlap when step is shorter.
-        interval_range = max(step, 2 * self.scrape_interval_seconds)
+        interval_range = rate_range(window, step, self.scrape_interval_seconds)
         results: dict[VersionKey, WindowStats | MetricsUnavailable] = {}
         for chunk in self._chunks(keys):
             instant_parts = {
@@ -203,7 +203,7 @@ class PrometheusSource(SingleKeyMethods):
     ) -> dict[VersionKey, Series | MetricsUnavailable]:
         check_series_name(name)
         window, end_ts, step = resolve_window(window_seconds, end, step_seconds, min_step=0)
-        interval_range = max(step, 2 * self.scrape_interval_seconds)
+        interval_range = rate_range(window, step, self.scrape_interval_seconds)
         needed = {
             "error_rate": ("requests", "errors"),
             "latency_p50": ("p50",),

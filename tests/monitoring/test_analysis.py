@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from monitoring.analysis import Thresholds, Verdict, analyze_canary
+from deployments.analysis import Verdict
+from monitoring.analysis import Thresholds, analyze_canary
 from monitoring.sources.prometheus import PrometheusSource
 from tests.monitoring.conftest import drive_traffic, warm_up
 

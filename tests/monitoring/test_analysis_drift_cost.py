@@ -13,22 +13,22 @@ from collections import Counter
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from deployments.analysis import AnalysisRequest
-from deployments.analysis import Verdict as EngineVerdict
+from deployments.analysis import AnalysisRequest, Verdict
 from monitoring.analysis import (
     CostCheck,
     DriftThresholds,
     ReplicaResources,
     Thresholds,
-    Verdict,
     analyze_canary,
 )
 from monitoring.analyzer import MonitoringAnalyzer, cost_check_for
 from monitoring.cost import CostRates
+from monitoring.exporter import exposition
 from monitoring.sources.base import MetricsUnavailable
 from monitoring.sources.prometheus import PrometheusSource
 from serving.demo_model import DRIFTED_FEATURES, sample_requests
 from tests.monitoring.conftest import ServedVersion, warm_up
+from tests.monitoring.test_exporter import make_release, store_analysis
 
 WINDOW_SECONDS = 14.0
 MIN_REQUESTS = 50
@@ -258,7 +258,7 @@ def test_the_engine_analyzer_fails_shifted_traffic_with_drift_and_cost_evidence(
     )
     result = MonitoringAnalyzer().analyze(request)
     # Whatever the rank tests say over this longer window, a drift alert is conclusive.
-    assert result.verdict is EngineVerdict.FAIL, result.reasons
+    assert result.verdict is Verdict.FAIL, result.reasons
     assert result.evidence["drift"]["status"] == "alert"
     assert result.evidence["cost"]["normalised_by_traffic_share"] is True
     assert result.evidence["cost"]["canary"]["traffic_share"] == 0.5
@@ -266,9 +266,6 @@ def test_the_engine_analyzer_fails_shifted_traffic_with_drift_and_cost_evidence(
 
 @pytest.mark.django_db
 def test_the_exporter_shows_the_stored_analysis_numbers(drift_run):
-    from monitoring.exporter import exposition
-    from tests.monitoring.test_exporter import make_release, store_analysis
-
     check = CostCheck(
         rates=RATES, stable=RESOURCES, canary=RESOURCES, stable_share=0.5, canary_share=0.5
     )

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitoring.analysis import Thresholds, Verdict, analyze_canary
+from deployments.analysis import Verdict
+from monitoring.analysis import Thresholds, analyze_canary
 from monitoring.models import MetricScrape
 from monitoring.sources.base import VersionKey
 from monitoring.sources.local import LocalScrapeSource

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from monitoring.sources.base import NoData, VersionKey
+from monitoring.sources.base import RATE_RANGE_SCRAPES, NoData, VersionKey
 from monitoring.sources.local import LocalScrapeSource, ScrapeTarget
 from monitoring.sources.prometheus import PrometheusSource
 from serving.demo_model import sample_requests
@@ -46,7 +46,9 @@ def known_traffic(serve_module, prometheus_module_factory):
     served.set_faults(error_rate=0.0)
     answered = [(row, served.predict([row])) for row in rows[20:]]
     after = _capture(served.metrics_url)
-    prometheus.wait_for_scrapes(2)
+    # The window ends only once every sparkline step whose rate range holds the traffic is
+    # inside it (a range spans RATE_RANGE_SCRAPES scrapes): the steps' counts then add up to it.
+    prometheus.wait_for_scrapes(RATE_RANGE_SCRAPES)
     end = time.time()
     assert failed == [500] * 20
     assert all(response.status_code == 200 for _, response in answered)

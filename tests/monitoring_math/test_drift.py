@@ -10,6 +10,7 @@ from scipy import stats
 
 from monitoring import drift
 from monitoring.drift import DriftStatus, DriftThresholds
+from monitoring.sources.base import FeatureCounts, NumericFeatureCounts, VersionKey
 
 N = 20_000
 
@@ -301,6 +302,39 @@ def test_report_accepts_cumulative_le_buckets() -> None:
     report = drift.drift_report(profile, live)
     assert report.features["x"].value == pytest.approx(0.0, abs=1e-12)
     assert report.status is DriftStatus.OK
+
+
+def _source_counts(**kwargs) -> FeatureCounts:
+    return FeatureCounts(key=VersionKey("m", 2), window_seconds=60.0, end=0.0, **kwargs)
+
+
+def test_a_source_s_feature_counts_become_the_report_s_live_counts() -> None:
+    counts = _source_counts(
+        numeric={"x": NumericFeatureCounts(upper_bounds=(1.0, 2.0, math.inf), counts=(5, 3, 2))},
+        categorical={"colour": {"red": 7.0, "blue": 3.0}},
+        prediction_classes={"0": 6.0, "1": 4.0},
+    )
+    assert drift.live_counts_of(counts) == {
+        "features": {
+            "x": {1.0: 5.0, 2.0: 8.0, math.inf: 10.0},
+            "colour": {"red": 7.0, "blue": 3.0},
+        },
+        "prediction": {"0": 6.0, "1": 4.0},
+    }
+    assert drift.live_counts_of(_source_counts())["prediction"] is None
+
+
+def test_live_counts_are_checked_against_the_profile_s_bins() -> None:
+    profile = {
+        "features": {"x": {"type": "numeric", "bin_edges": [0, 1, 2, 3], "counts": [50, 30, 20]}},
+        "rows": 100,
+    }
+    same = NumericFeatureCounts(upper_bounds=(1.0, 2.0, math.inf), counts=(500, 300, 200))
+    report = drift.drift_report(profile, drift.live_counts_of(_source_counts(numeric={"x": same})))
+    assert report.features["x"].value == pytest.approx(0.0, abs=1e-12)
+    other = NumericFeatureCounts(upper_bounds=(1.5, math.inf), counts=(500, 500))
+    with pytest.raises(ValueError, match="do not match the baseline"):
+        drift.drift_report(profile, drift.live_counts_of(_source_counts(numeric={"x": other})))
 
 
 def test_worst_status_ranks_insufficient_data_above_warn() -> None:

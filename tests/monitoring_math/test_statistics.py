@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from deployments.analysis import Verdict
 from monitoring import statistics as st
-from monitoring.statistics import Verdict
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from deployments.models import Rollback
+from deployments.models import Deployment, Rollback
 from monitoring.sources.local import LocalScrapeSource, ScrapeTarget
 from tests.monitoring_pages.conftest import demo_deployment, make_environment
 from tests.support.prometheus import free_port
@@ -154,8 +155,6 @@ def test_it_rejects_post(browser_for, db, people):
 
 
 def test_anonymous_is_sent_to_login(db):
-    from django.test import Client
-
     response = Client().get("/monitoring/")
     assert response.status_code == 302 and "/login/" in response["Location"]
 
@@ -190,8 +189,6 @@ def test_without_a_metrics_source_the_page_says_so(browser_for, team):
 
 
 def _grow(team, environment, n: int) -> int:
-    from deployments.models import Deployment
-
     for i in range(Deployment.objects.filter(environment=environment).count(), n):
         demo_deployment(team, environment, {}, model_name=f"model-{i:03d}")
     return Deployment.objects.filter(environment=environment).order_by("pk").first().pk

@@ -1,11 +1,14 @@
-"""Pure parts of the tiles: windows, Prometheus durations, health ordering."""
+"""Pure parts of the monitoring pages: the windows offered, how windows read, health ordering."""
 
 from __future__ import annotations
 
 import pytest
 
 from core.errors import ValidationFailed
-from monitoring.selectors import Health, prometheus_duration_seconds, window_of
+from monitoring.durations import parse_duration
+from monitoring.health import Health
+from monitoring.selectors import window_of
+from monitoring.wording import duration_label
 
 
 def test_windows_are_the_four_offered():
@@ -16,19 +19,19 @@ def test_windows_are_the_four_offered():
         window_of("2d")
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("15d", 15 * 86400), ("1h", 3600), ("1h30m", 5400), ("2w", 14 * 86400), ("0s", 0)],
-)
-def test_it_reads_prometheus_retention_durations(text, seconds):
-    assert prometheus_duration_seconds(text) == seconds
-
-
-def test_an_unreadable_duration_is_unknown():
-    assert prometheus_duration_seconds("15 days") == 0
-    assert prometheus_duration_seconds("") == 0
-
-
 def test_health_sorts_failing_first_and_no_data_last():
     ordered = sorted(Health, key=lambda h: h.rank)
     assert ordered == [Health.CRITICAL, Health.WARNING, Health.HEALTHY, Health.NO_DATA]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "label"),
+    [(900, "15m"), (3600, "1h"), (28 * 86400, "28d"), (5400, "90m"), (45, "45s")],
+)
+def test_whole_windows_read_as_prometheus_durations(seconds, label):
+    assert duration_label(seconds) == label
+    assert parse_duration(label) == seconds
+
+
+def test_a_window_of_no_whole_minute_reads_in_seconds():
+    assert duration_label(12.5) == "12.5s"

@@ -12,8 +12,10 @@ import httpx
 import pytest
 
 from deployments.models import DeploymentConfig
-from monitoring.selectors import Health, TileStatus, deployment_health
-from monitoring.sources.local import ScrapeTarget
+from monitoring.health import Health
+from monitoring.selectors import deployment_health
+from monitoring.sources.local import LocalScrapeSource, ScrapeTarget
+from monitoring.tiles import TileStatus
 from serving.demo_model import CATEGORICAL_FEATURE, DRIFTED_FEATURES, sample_requests
 from tests.monitoring.conftest import MODEL, warm_up
 from tests.monitoring_pages.conftest import GIB_HOUR, VCPU_HOUR, demo_deployment, make_environment
@@ -122,12 +124,16 @@ def test_prometheus_tiles_show_the_known_traffic_mix(traffic, team, people):
     assert stable.health == Health.CRITICAL
     assert health.health == Health.CRITICAL
     assert any("Error rate" in reason for reason in health.reasons)
-    # Every metric tile carries a sparkline over the window.
-    # Every metric tile carries a sparkline spanning the window. (The traffic here is one short
-    # burst and 2 s steps over 1 s scrapes are tight for rate(): which steps hold values depends
-    # on where the burst fell, so only the span is asserted; the values are above.)
+    # Every metric tile carries a sparkline spanning the window, with values where the traffic
+    # was. The traffic is one short burst between two scrapes; each step's rate reaches four
+    # scrapes back, one more than the step (monitoring.sources.base.rate_range), so whichever
+    # scrapes the burst fell between, some step's range holds both (it vanished when the range
+    # was the step: no step saw the increase across a step boundary).
     for key in ("request_rate", "error_rate", "latency_p95", "latency_p99"):
-        assert len(stable.tile(key).spark) >= 5, key
+        spark = stable.tile(key).spark
+        assert len(spark) >= 5, (key, spark)
+        assert any(value is not None and value > 0 for value in spark), (key, spark)
+    assert any(value and value > 0 for value in canary.tile("request_rate").spark)
 
 
 def test_drift_tile_flags_shifted_traffic_and_not_the_unshifted(traffic, team, people):
@@ -172,8 +178,6 @@ def test_a_business_kpi_is_a_tile_with_prometheus(traffic, team, people):
 
 
 def _local_deployment(traffic, team, people):
-    from monitoring.sources.local import LocalScrapeSource
-
     environment = make_environment("demo", "local")
     deployment = demo_deployment(team, environment, traffic["baseline"], canary_of=people["owner"])
     source = LocalScrapeSource()
