@@ -38,18 +38,18 @@ from serving.demo_model import build_demo_versions
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "breast-cancer"
 DEPLOYMENT = "breast-cancer"
-# Each canary step holds 60 s: at 20 requests/s a 20% canary sees ~240 requests, and 1 s
-# scrapes give the statistical comparison its 25 samples of 2 s per side.
+# Each canary step holds 75 s: at 20 requests/s a 20% canary sees ~300 requests, and 1 s
+# scrapes give the statistical comparison its 25 samples of 3 s per side (the shortest window
+# the analysis allows: deployments.analysis.minimum_analysis_window_seconds).
 DEMO_STRATEGY = {
     "steps": [20, 50, 100],
-    "analysis_interval_seconds": 60,
+    "analysis_interval_seconds": 75,
     "min_requests": 50,
     "progress_deadline_seconds": 120,
 }
 
 
 def var_dir() -> Path:
-
     return Path(settings.VAR_DIR)
 
 

@@ -13,6 +13,21 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+# How much data a verdict needs, the one definition that the configuration check (validation.py)
+# and the metrics sources (monitoring) both read. The rank tests trust 20 samples per side; the
+# sources aim at 25 so that a few missed scrapes cost nothing. Each sample is the rate over one
+# step of SAMPLE_SCRAPES scrape intervals, measured over a range one scrape longer (so that every
+# increase between two scrapes lies in some sample: 4 scrapes, Prometheus' advice for rate());
+# neighbouring samples then share one scrape in four, not half their data, and stay close to
+# independent, as the rank tests assume.
+ANALYSIS_SAMPLES = 25
+SAMPLE_SCRAPES = 3
+
+
+def minimum_analysis_window_seconds(scrape_interval_seconds: float) -> float:
+    """The shortest analysis window that can hold its samples at this scrape interval."""
+    return ANALYSIS_SAMPLES * SAMPLE_SCRAPES * scrape_interval_seconds
+
 
 class Verdict(enum.StrEnum):
     PASS = "pass"  # noqa: S105 (a verdict, not a password)

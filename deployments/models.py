@@ -78,15 +78,16 @@ class Strategy(models.TextChoices):
 
 
 DEFAULT_STRATEGY_PARAMS: dict[str, dict[str, Any]] = {
-    # 15 minutes per step: with Prometheus scraping every 15 s that is 30 samples of 30 s per
-    # side (the rank tests need 20; the guard in services asks for 25).
+    # 20 minutes per step: with Prometheus scraping every 15 s that is 26 samples of 45 s per
+    # side (the rank tests need 20; validation.check_analysis_window asks for 25: see
+    # analysis.ANALYSIS_SAMPLES).
     Strategy.CANARY: {
         "steps": [5, 25, 50, 100],
-        "analysis_interval_seconds": 900,
+        "analysis_interval_seconds": 1200,
         "min_requests": 100,
     },
     Strategy.BLUE_GREEN: {"keep_warm_seconds": 3600, "analysis_interval_seconds": 0},
-    Strategy.SHADOW: {"mirror_percent": 50, "analysis_interval_seconds": 900, "min_requests": 100},
+    Strategy.SHADOW: {"mirror_percent": 50, "analysis_interval_seconds": 1200, "min_requests": 100},
     Strategy.ROLLING: {},
 }
 

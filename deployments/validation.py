@@ -11,6 +11,7 @@ from typing import Any
 
 from core.errors import ValidationFailed
 
+from .analysis import ANALYSIS_SAMPLES, SAMPLE_SCRAPES, minimum_analysis_window_seconds
 from .kpi import KPI_KEY, parse_kpi
 from .models import (
     DEFAULT_STRATEGY_PARAMS,
@@ -66,10 +67,6 @@ STRATEGY_PARAMS = {
     "max_cost_increase",
     "analysis_warmup_seconds",
 }
-
-# The rank tests need 20 samples per side; the sources aim at 25 intervals (so a few missed
-# scrapes do not starve them), each spanning at least two scrape intervals.
-ANALYSIS_INTERVALS = 25
 
 
 # Environments ---------------------------------------------------------------------------------
@@ -173,11 +170,12 @@ def check_analysis_window(environment: Environment, strategy: str, params: dict[
     if strategy not in (Strategy.CANARY, Strategy.SHADOW) or interval == 0:
         return
     scrape = environment.metrics_scrape_interval_seconds
-    needed = ANALYSIS_INTERVALS * 2 * scrape
+    needed = minimum_analysis_window_seconds(scrape)
     if interval < needed:
         raise ValidationFailed(
             f"must be at least {needed:g} s in {environment.name}: the comparison takes "
-            f"{ANALYSIS_INTERVALS} samples per side of two {scrape:g} s scrape intervals each",
+            f"{ANALYSIS_SAMPLES} samples per side, each {SAMPLE_SCRAPES} scrape intervals of "
+            f"{scrape:g} s",
             field="strategy_params.analysis_interval_seconds",
         )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployments import kpi
-from deployments.analysis import AnalysisRequest, AnalysisResult, Verdict
+from deployments.analysis import SAMPLE_SCRAPES, AnalysisRequest, AnalysisResult, Verdict
 
 from .analysis import CostCheck, DriftThresholds, ReplicaResources, Thresholds, analyze_canary
 from .cost import CostRates
@@ -111,6 +111,6 @@ def metrics_source_for(
             url, query_templates=overrides or None, scrape_interval_seconds=scrape_interval_seconds
         )
     if kind == "local":
-        # Two scrapes per interval, as for Prometheus: one late scrape must not empty a step.
-        return LocalScrapeSource(min_step_seconds=2 * scrape_interval_seconds)
+        # Samples of SAMPLE_SCRAPES scrapes, as for Prometheus: a late scrape never empties one.
+        return LocalScrapeSource(min_step_seconds=SAMPLE_SCRAPES * scrape_interval_seconds)
     return None

@@ -109,7 +109,7 @@ SYSTEM = Actor.system("tests")
 K8S = {"api_url": "http://127.0.0.1:9"}
 VCPU_HOUR = 0.04
 GIB_HOUR = 0.005
-CANARY = {"steps": [10, 50, 100], "analysis_interval_seconds": 60, "min_requests": 10}
+CANARY = {"steps": [10, 50, 100], "analysis_interval_seconds": 75, "min_requests": 10}
 
 
 def environment_of(

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from deployments.analysis import ANALYSIS_SAMPLES, SAMPLE_SCRAPES
+
 
 @dataclass(frozen=True, order=True)
 class VersionKey:
@@ -248,21 +250,27 @@ def _raise_if_unavailable(value: Any) -> Any:
 def resolve_window(
     window_seconds: float, end: float | None, step_seconds: float | None, min_step: float
 ) -> tuple[float, float, float]:
-    """Validate a window and pick the step of its per-interval samples: about 25 intervals, so a
-    few missed scrapes still leave the 20 the rank tests trust, never shorter than `min_step` (a
-    rate over fewer than two scrapes is meaningless)."""
+    """Validate a window and pick the step of its per-interval samples: about ANALYSIS_SAMPLES
+    intervals, so a few missed scrapes still leave the 20 the rank tests trust, never shorter
+    than `min_step` (a rate over fewer than two scrapes is meaningless)."""
     if not (window_seconds > 0 and math.isfinite(window_seconds)):
         raise ValueError(f"window_seconds must be a positive number, got {window_seconds!r}")
     if step_seconds is not None and not (step_seconds > 0 and math.isfinite(step_seconds)):
         raise ValueError(f"step_seconds must be a positive number, got {step_seconds!r}")
     end_ts = time.time() if end is None else float(end)
-    step = step_seconds if step_seconds is not None else max(window_seconds / 25, min_step)
+    step = (
+        step_seconds
+        if step_seconds is not None
+        else max(window_seconds / ANALYSIS_SAMPLES, min_step)
+    )
     return window_seconds, end_ts, min(step, window_seconds)
 
 
 # A rate's range spans at least this many scrape intervals: one late or missed scrape still
-# leaves it two samples (Prometheus' own advice, and Grafana's $__rate_interval).
-RATE_RANGE_SCRAPES = 4
+# leaves it two samples (Prometheus' own advice, and Grafana's $__rate_interval). An analysis
+# sample's step is one scrape shorter (deployments.analysis.SAMPLE_SCRAPES), so that its range
+# is exactly this long and neighbouring samples share one scrape only.
+RATE_RANGE_SCRAPES = SAMPLE_SCRAPES + 1
 
 
 def rate_range(window_seconds: float, step_seconds: float, scrape_interval_seconds: float) -> float:

@@ -19,6 +19,7 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
+from deployments.analysis import SAMPLE_SCRAPES
 from monitoring.sources.base import (
     FeatureCounts,
     IntervalSample,
@@ -142,7 +143,10 @@ class PrometheusSource(SingleKeyMethods):
         step_seconds: float | None = None,
     ) -> dict[VersionKey, WindowStats | MetricsUnavailable]:
         window, end_ts, step = resolve_window(
-            window_seconds, end, step_seconds, min_step=2 * self.scrape_interval_seconds
+            window_seconds,
+            end,
+            step_seconds,
+            min_step=SAMPLE_SCRAPES * self.scrape_interval_seconds,
         )
         interval_range = rate_range(window, step, self.scrape_interval_seconds)
         results: dict[VersionKey, WindowStats | MetricsUnavailable] = {}

@@ -34,15 +34,17 @@ def create(env, **params):  # type: ignore[no-untyped-def]
     )
 
 
-def test_it_refuses_a_window_shorter_than_twenty_double_scrapes(env):
+def test_it_refuses_a_window_shorter_than_its_samples_of_three_scrapes(env):
+    # 25 samples of 3 scrapes of 15 s: 1125 s. Each sample's rate spans 4 scrapes (60 s).
     with pytest.raises(ValidationFailed) as error:
-        create(env, analysis_interval_seconds=300)
+        create(env, analysis_interval_seconds=1124)
     assert error.value.field == "strategy_params.analysis_interval_seconds"
-    assert "at least 750 s" in error.value.reason
+    assert "at least 1125 s" in error.value.reason
+    assert create(env, analysis_interval_seconds=1125)
 
 
 def test_the_default_window_fits_a_fifteen_second_scrape(env):
-    assert create(env).effective_strategy_params["analysis_interval_seconds"] == 900
+    assert create(env).effective_strategy_params["analysis_interval_seconds"] == 1200
 
 
 def test_it_checks_a_reconfiguration_too(env):

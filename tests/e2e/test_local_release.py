@@ -155,7 +155,7 @@ def test_a_canary_release_and_a_rollback_move_real_traffic(
         strategy="canary",
         strategy_params={
             "steps": [25, 100],
-            "analysis_interval_seconds": 50,
+            "analysis_interval_seconds": 75,
             "min_requests": 50,
             "progress_deadline_seconds": 90,
         },

@@ -45,7 +45,7 @@ pytestmark = [
 ]
 
 MODEL = "breast-cancer"
-WINDOW_SECONDS = 50  # the shortest a 1 s scrape allows: 25 intervals of two scrapes each
+WINDOW_SECONDS = 75  # the shortest a 1 s scrape allows: 25 samples of three scrapes each
 CANARY_WEIGHT = 25
 SLO_P95_MS = 150
 SLO_ERROR_RATE = 0.05
