@@ -55,7 +55,6 @@ def var_dir() -> Path:
 
 def seed_people(password: str) -> dict[str, str]:
     """Demo people and team (idempotent: a re-run resets the printed passwords)."""
-
     user_model = get_user_model()
     team, _ = Team.objects.get_or_create(slug="demo", defaults={"name": "Demo team"})
     people = {
@@ -75,7 +74,6 @@ def seed_people(password: str) -> dict[str, str]:
 
 def seed_model() -> None:
     """Train and register the two demo versions, and set up the environments (idempotent)."""
-
     owner = Actor.from_principal(get_user_model().objects.get(username="owner"))
     team = Team.objects.get(slug="demo")
     model = RegisteredModel.objects.filter(name=MODEL).first()
@@ -150,7 +148,6 @@ def seed_model() -> None:
 
 def release_version(number: int, *, approve: bool) -> Any:
     """Create a release of vN (as the owner); approve it as the approver when asked."""
-
     users = get_user_model().objects
     deployment = Deployment.objects.get(name=DEPLOYMENT, environment__name="production")
     active = deployment.releases.active().first()
@@ -212,7 +209,6 @@ class Processes:
 
 def wait_until_promoted(number: int, procs: Processes, timeout: float) -> bool:
     """Until the release of vN has finished as promoted (not only its promote step)."""
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         release = (
