@@ -15,6 +15,7 @@ from django.utils import timezone
 from deployments.models import Deployment, Rollback
 from monitoring.sources.local import LocalScrapeSource, ScrapeTarget
 from tests.monitoring_pages.conftest import demo_deployment, make_environment
+from tests.support.pages import html_of
 from tests.support.prometheus import free_port
 
 SMALL, LARGE = 1, 20
@@ -83,8 +84,8 @@ def test_overview_lists_deployments_worst_first(browser_for, team, local_env):
 
 def test_overview_shows_only_visible_deployments(browser_for, team, local_env):
     demo_deployment(team, local_env, {}, model_name="private-model")
-    assert "private-model" not in browser_for("outsider").get("/monitoring/").content.decode()
-    assert "private-model" in browser_for("viewer").get("/monitoring/").content.decode()
+    assert "private-model" not in html_of(browser_for("outsider"), "/monitoring/")
+    assert "private-model" in html_of(browser_for("viewer"), "/monitoring/")
 
 
 def test_deployment_page_shows_every_tile_per_track(browser_for, team, people, local_env):
@@ -127,7 +128,7 @@ def test_deployment_page_shows_every_tile_per_track(browser_for, team, people, l
 
 def test_deployment_page_links_from_the_deployment(browser_for, team, local_env):
     deployment = demo_deployment(team, local_env, {}, model_name="linked")
-    html = browser_for("viewer").get(f"/deployments/{deployment.pk}/").content.decode()
+    html = html_of(browser_for("viewer"), f"/deployments/{deployment.pk}/")
     assert f'href="/deployments/{deployment.pk}/monitoring/"' in html
 
 
@@ -169,7 +170,7 @@ def test_with_the_source_down_every_tile_says_no_data(browser_for, team, people)
     down = make_environment("production", "prometheus", f"http://127.0.0.1:{free_port()}")
     deployment = demo_deployment(team, down, {}, model_name="dark", canary_of=people["owner"])
     client = browser_for("viewer")
-    page = client.get(f"/deployments/{deployment.pk}/monitoring/").content.decode()
+    page = html_of(client, f"/deployments/{deployment.pk}/monitoring/")
     overview = client.get("/monitoring/")
     assert overview.status_code == 200
     for html in (page, overview.content.decode()):
@@ -184,7 +185,7 @@ def test_with_the_source_down_every_tile_says_no_data(browser_for, team, people)
 def test_without_a_metrics_source_the_page_says_so(browser_for, team):
     environment = make_environment("bare", "none")
     deployment = demo_deployment(team, environment, {}, model_name="unmeasured")
-    html = browser_for("viewer").get(f"/deployments/{deployment.pk}/monitoring/").content.decode()
+    html = html_of(browser_for("viewer"), f"/deployments/{deployment.pk}/monitoring/")
     assert "bare has no metrics source" in html
 
 
