@@ -8,12 +8,13 @@ api_v1 = [
     path("", include("identity.api.urls")),
     path("", include("registry.api.urls")),
     path("", include("deployments.api.urls")),
+    path("", include("monitoring.api.urls")),
 ]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("metrics", include("monitoring.exporter")),
+    path("metrics", include("monitoring.api.exporter")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from tests.frontend.test_query_counts import PAGES as REGISTRY_PAGES
 from tests.frontend_deployments.test_query_counts import PAGES as DEPLOYMENT_PAGES
+from tests.monitoring_api.test_deployment_health import ENDPOINT as DEPLOYMENT_HEALTH
+from tests.monitoring_api.test_monitoring_overview import ENDPOINT as MONITORING_OVERVIEW
 from tests.registry.test_query_counts import ENDPOINTS
 from tests.support.query_counts import recorded_counts
 
 
 def test_every_recorded_count_is_still_measured():
-    measured = set(REGISTRY_PAGES) | set(DEPLOYMENT_PAGES) | {f"GET {url}" for url in ENDPOINTS}
+    measured = (
+        set(REGISTRY_PAGES)
+        | set(DEPLOYMENT_PAGES)
+        | {f"GET {url}" for url in ENDPOINTS}
+        | {MONITORING_OVERVIEW, DEPLOYMENT_HEALTH}
+    )
     assert set(recorded_counts()) == measured

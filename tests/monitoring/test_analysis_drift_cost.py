@@ -22,8 +22,8 @@ from monitoring.analysis import (
     analyze_canary,
 )
 from monitoring.analyzer import MonitoringAnalyzer, cost_check_for
+from monitoring.api.exporter import exposition
 from monitoring.cost import CostRates
-from monitoring.exporter import exposition
 from monitoring.sources.base import MetricsUnavailable
 from monitoring.sources.prometheus import PrometheusSource
 from serving.demo_model import DRIFTED_FEATURES, sample_requests

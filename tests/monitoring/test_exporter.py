@@ -26,7 +26,7 @@ from deployments.models import (
     Rollback,
     RollbackState,
 )
-from monitoring.exporter import exposition
+from monitoring.api.exporter import exposition
 from tests.factories import ModelVersionFactory, RegisteredModelFactory, UserFactory, make_token
 
 pytestmark = pytest.mark.django_db

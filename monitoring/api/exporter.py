@@ -290,5 +290,5 @@ class MetricsView(APIView):
 
 metrics_view = MetricsView.as_view()
 
-# Included by controlplane/urls.py as `path("metrics", include("monitoring.exporter"))`.
+# Included by controlplane/urls.py as `path("metrics", include("monitoring.api.exporter"))`.
 urlpatterns = [path("", metrics_view, name="metrics")]
