@@ -168,7 +168,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # Fields named "status" carry different choice sets: name each one.
+    "ENUM_NAME_OVERRIDES": {
+        "VersionStatusEnum": "registry.models.VersionStatus",
+        "TileStatusEnum": "monitoring.tiles.TileStatus",
+    },
 }
 
 # Celery: Redis in production and CI; a filesystem broker for the serverless demo.

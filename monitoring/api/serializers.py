@@ -29,10 +29,10 @@ class TileSerializer(serializers.Serializer):
     key = serializers.CharField(help_text='Stable id of the tile, e.g. "error_rate".')
     label = serializers.CharField()
     text = serializers.CharField(help_text='The value as a page words it; "no data" when unknown.')
-    # A string, not a schema enum: "status" already names other choice sets in the schema, and
-    # a third one would rename theirs (drf-spectacular's enum collision).
-    status = serializers.CharField(
-        help_text=f"One of {', '.join(status.value for status in TileStatus)}."
+    status = serializers.ChoiceField(
+        choices=[status.value for status in TileStatus],
+        help_text="ok, warn or fail against the deployment's thresholds; no_data when unknown; "
+        "info for numbers that are not judged.",
     )
     value = FiniteFloatField(
         allow_null=True, help_text="The number; null when unknown (status no_data), never 0."
