@@ -40,7 +40,7 @@ def test_it_shows_the_path_with_the_current_step_and_the_gates(browser_for, rele
     html = html_of(browser_for("viewer"), url(release))
     assert html.count('aria-current="step"') == 1
     current = html.split('aria-current="step"')[1].split("</li>")[0]
-    assert "Canary analysis at 10% over 60s" in current
+    assert "Canary analysis at 10% over 75s" in current
     assert (
         "Deploy v3 to staging (stable)" in html and "Traffic in production: v2 90%, v3 10%" in html
     )
