@@ -1,8 +1,9 @@
 """Serving cost maths: resource rates, allocation cost over time, cost per prediction, budgets.
 
-Pure functions over numbers and Kubernetes quantity strings; it must never import Django, read
-metrics or call a cloud billing API. Allocation follows OpenCost: each replica is charged for
-max(request, usage) of CPU and memory (what it reserved, or more if it used more) plus its GPUs.
+Pure functions over numbers and Kubernetes quantity strings (read by the runtime's grammar); it
+must never import Django, read metrics or call a cloud billing API. Allocation follows OpenCost:
+each replica is charged for max(request, usage) of CPU and memory (what it reserved, or more if
+it used more) plus its GPUs.
 """
 
 from __future__ import annotations
@@ -11,35 +12,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
-GIB = 2**30
+from deployments.runtime.k8s_objects import quantity_value
 
-# Kubernetes resource.Quantity suffixes (apimachinery/pkg/api/resource).
-_BINARY_SUFFIXES = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-_DECIMAL_SUFFIXES = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-}
+GIB = 2**30
 
 Quantity = str | int | float
 
@@ -47,34 +27,19 @@ Quantity = str | int | float
 def parse_quantity(quantity: Quantity) -> float:
     """A Kubernetes quantity as a plain number: ``"250m"`` -> 0.25, ``"512Mi"`` -> 536870912.
 
-    Accepts the binary (Ki..Ei), decimal (n, u, m, k, M..E) and exponent (``1e3``) forms, and
-    plain numbers. Negative, empty or malformed quantities raise ``ValueError``.
+    Strings follow the API server's own grammar (the runtime's `quantity_value`: one rule for
+    what a quantity means); plain numbers are taken as they are. Negative, empty or malformed
+    quantities raise ``ValueError``.
     """
     if isinstance(quantity, bool):
         raise ValueError("a quantity cannot be a boolean")
     if isinstance(quantity, int | float):
         value = float(quantity)
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"invalid quantity {quantity!r}")
-        return value
-    text = str(quantity).strip()
-    if not text:
-        raise ValueError("empty quantity")
-    number, multiplier = text, Decimal(1)
-    if text[-2:] in _BINARY_SUFFIXES:
-        number, multiplier = text[:-2], Decimal(_BINARY_SUFFIXES[text[-2:]])
-    elif text[-1] in _DECIMAL_SUFFIXES and not text[-1].isdigit():
-        # "1E" is exa, but "1e3" is an exponent: only treat a trailing letter as a suffix.
-        number, multiplier = text[:-1], _DECIMAL_SUFFIXES[text[-1]]
-    if not number or number.startswith("-"):
+    else:
+        value = float(quantity_value(str(quantity).strip()))
+    if not math.isfinite(value) or value < 0:
         raise ValueError(f"invalid quantity {quantity!r}")
-    try:
-        value = Decimal(number) * multiplier
-    except InvalidOperation:
-        raise ValueError(f"invalid quantity {quantity!r}") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"invalid quantity {quantity!r}")
-    return float(value)
+    return value
 
 
 def parse_cpu(quantity: Quantity) -> float:
