@@ -30,6 +30,7 @@ from .plan import (
     StepTarget,
     TrafficStep,
     progress_deadline,
+    steps_of,
 )
 from .scheduling import POLL_SECONDS
 from .transitions import record_step
@@ -143,12 +144,26 @@ def _await_ready(ctx: StepContext, step: AwaitReadyStep) -> Outcome:
             f"v{number} was not ready within its progress deadline of {deadline:.0f}s", **evidence
         )
     if status.readiness is Readiness.ABSENT:
-        # Level-triggered: the workload vanished (or was never applied): apply it again.
+        # Level-triggered: the workload vanished (or was never applied): apply it again, on the
+        # track the plan deployed it with (a canary comes back as the canary).
         deploy = DeployStep(
-            phase=step.phase, target=step.target, version=number, track=Track.STABLE
+            phase=step.phase, target=step.target, version=number, track=_planned_track(ctx, step)
         )
         _deploy(ctx, deploy)
     return wait(**evidence)
+
+
+def _planned_track(ctx: StepContext, step: AwaitReadyStep) -> Track:
+    """The track of the deploy step that brought this version up on this target before `step`;
+    stable when the plan has none (it never lacks one as built by build_plan)."""
+    for earlier in reversed(steps_of(ctx.release)[: ctx.release.step_index]):
+        if (
+            isinstance(earlier, DeployStep)
+            and earlier.version == step.version
+            and earlier.target == step.target
+        ):
+            return earlier.track
+    return Track.STABLE
 
 
 def _traffic(ctx: StepContext, step: TrafficStep) -> Outcome:

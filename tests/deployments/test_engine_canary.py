@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from kubernetes import client as k8s
+
+from core import clock
+from deployments import engine, services
+from deployments.engine import StepPhase, steps_of
 from deployments.models import ReleaseStep
 from tests.deployments.conftest import drive
 
@@ -24,10 +29,6 @@ def test_a_canary_walks_its_weights_and_promotes(promoted_v1):
     release = world.release(2)
     seen = []
     for _ in range(200):
-        release = drive(release, max_steps=1) if False else release
-        from core import clock
-        from deployments import engine
-
         release.refresh_from_db()
         if release.state == "promoted":
             break
@@ -52,7 +53,6 @@ def test_a_canary_walks_its_weights_and_promotes(promoted_v1):
 
 
 def test_the_rollback_rehearsal_runs_in_staging(promoted_v1):
-    from deployments.engine import StepPhase, steps_of
 
     release = drive(promoted_v1.release(2))
     plan = steps_of(release)
@@ -75,8 +75,6 @@ def test_the_rollback_rehearsal_runs_in_staging(promoted_v1):
 
 def test_new_versions_get_traffic_only_after_they_are_ready(promoted_v1):
     world = promoted_v1
-    from core import clock
-    from deployments import engine
 
     world.fake.auto_ready = False
     release = world.release(2)
@@ -116,8 +114,6 @@ def test_an_inconclusive_analysis_pauses_and_notifies_once(promoted_v1):
     assert release.state == "paused"
     assert world.weights() == {1: 95, 2: 5}, "never promotes on no data"
     drive(release, max_steps=3, until={"never"}) if False else None
-    from core import clock
-    from deployments import engine, services
 
     for _ in range(3):
         assert engine.reconcile(release.pk, force=True) is None
@@ -156,3 +152,23 @@ def test_promotion_relabels_the_new_version_stable_without_restarting_its_pods(p
     assert promoted["metadata"]["generation"] == canary["metadata"]["generation"]
     promote = release.steps.filter(kind="promote").order_by("-id").first()
     assert promote.evidence["track"] == "stable"
+
+
+def test_a_canary_that_vanishes_while_awaited_comes_back_as_the_canary(promoted_v1):
+    world = promoted_v1
+    release = drive(world.release(2), until={"progressing"})
+    world.fake.auto_ready = False  # v2 is applied but never observed ready: the step waits
+    for _ in range(10):
+        step = engine.current_step(release)
+        if step.action == engine.StepAction.AWAIT_READY and step.target == engine.StepTarget.TARGET:
+            break
+        engine.reconcile(release.pk, force=True)
+        release.refresh_from_db()
+    name = f"{world.deployment.name}-v2"
+    k8s.AppsV1Api(world.fake.api_client()).delete_namespaced_deployment(name, "ml-prod")
+
+    engine.reconcile(release.pk, force=True)
+
+    again = world.fake.get("deployments", "ml-prod", name)
+    assert again is not None, "applied again"
+    assert again["metadata"]["labels"]["modelplane.io/track"] == "canary"
