@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from tests.deployments_api.test_query_counts import ENDPOINTS as DEPLOYMENT_ENDPOINTS
 from tests.frontend.test_query_counts import PAGES as REGISTRY_PAGES
 from tests.frontend_deployments.test_query_counts import PAGES as DEPLOYMENT_PAGES
 from tests.monitoring_api.test_deployment_health import ENDPOINT as DEPLOYMENT_HEALTH
@@ -17,5 +18,6 @@ def test_every_recorded_count_is_still_measured():
         | set(DEPLOYMENT_PAGES)
         | {f"GET {url}" for url in ENDPOINTS}
         | {MONITORING_OVERVIEW, DEPLOYMENT_HEALTH}
+        | set(DEPLOYMENT_ENDPOINTS)
     )
     assert set(recorded_counts()) == measured
