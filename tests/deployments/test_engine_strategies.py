@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core import clock
+from core.errors import Conflict
 from deployments import engine, services
 from deployments.models import Release
 from identity.audit import Actor
+from identity.models import Membership
 from tests.deployments.conftest import drive
 
 
@@ -154,8 +158,6 @@ def test_rollback_needs_no_metrics_source(promoted_v1):
 
 
 def test_an_on_call_viewer_may_press_rollback(promoted_v1, people, team):
-    from identity.models import Membership
-
     drive(promoted_v1.release(2))
     Membership.objects.filter(team=team, user=people["viewer"]).update(is_on_call=True)
     rollback = services.deployment_rollback(
@@ -171,10 +173,6 @@ def test_a_rollback_racing_a_promote(promoted_v1):
         engine.reconcile(release.pk, force=True)
         clock.advance(5)
     rollback = services.deployment_rollback(actor=world.maintainer, deployment=world.deployment)
-    import pytest
-
-    from core.errors import Conflict
-
     with pytest.raises(Conflict):
         services.release_promote(actor=world.maintainer, release=release)
     engine.reconcile(release.pk, force=True)  # the engine never walks on after a rollback

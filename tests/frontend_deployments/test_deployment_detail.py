@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from deployments import services
 from deployments.models import Deployment, Rollback
+from identity.audit import Actor
 from tests.factories import give_duty, release_of
 from tests.support.pages import html_of
 
@@ -79,9 +81,6 @@ def test_it_rejects_post(browser_for, deployment):
 
 
 def test_the_history_page_lists_revisions_newest_first(browser_for, deployment, people):
-    from deployments import services
-    from identity.audit import Actor
-
     services.deployment_configure(
         actor=Actor.from_principal(people["maintainer"]), deployment=deployment, replicas=5
     )

@@ -8,6 +8,8 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from identity import audit
+from identity.audit import Actor
 from identity.models import AuditEvent
 
 URL = "/api/v1/audit-events/"
@@ -71,8 +73,5 @@ def test_the_database_refuses_update_and_delete(client_for, model):
 
 
 def test_the_audit_log_never_receives_secret_fields(team):
-    from identity import audit
-    from identity.audit import Actor
-
     with pytest.raises(ValueError, match="secret"):
         audit.record(actor=Actor.system("t"), action="x", target=team, after={"password": "p"})
