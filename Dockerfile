@@ -20,6 +20,7 @@ COPY identity/ identity/
 COPY registry/ registry/
 COPY deployments/ deployments/
 COPY monitoring/ monitoring/
+COPY alerts/ alerts/
 COPY frontend/ frontend/
 COPY demo/ demo/
 COPY serving/ serving/

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "registry",
     "deployments",
     "monitoring",
+    "alerts",
     "frontend",
     "demo",
 ]
@@ -211,7 +212,19 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "monitoring.scrape_local_metrics",
         "schedule": float(os.environ.get("LOCAL_SCRAPE_INTERVAL_SECONDS", 5)),
     },
+    # The control plane's own alert rules, on the numbers the tiles show.
+    "alerts.evaluate_rules": {
+        "task": "alerts.evaluate_rules",
+        "schedule": float(os.environ.get("ALERTS_EVALUATION_INTERVAL_SECONDS", 30)),
+    },
+    # Unacknowledged alerts move up their escalation policy.
+    "alerts.escalate": {
+        "task": "alerts.escalate",
+        "schedule": float(os.environ.get("ALERTS_ESCALATION_INTERVAL_SECONDS", 30)),
+    },
 }
+# A fingerprint that fires again within this time of resolving reopens its alert.
+ALERTS_REOPEN_WINDOW_SECONDS = float(os.environ.get("ALERTS_REOPEN_WINDOW_SECONDS", 3600))
 
 # /metrics of the control plane: readable from loopback, by staff and read tokens; or by anyone.
 METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)

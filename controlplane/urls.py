@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("registry.api.urls")),
     path("", include("deployments.api.urls")),
     path("", include("monitoring.api.urls")),
+    path("", include("alerts.api.urls")),
 ]
 
 urlpatterns = [

@@ -115,6 +115,8 @@ class Deployment(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # A short runbook for whoever presses "Roll back": shown on the confirmation and incidents.
+    rollback_notes = models.TextField(blank=True, max_length=4000)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -38,6 +38,12 @@ class Action(enum.StrEnum):
     RELEASE_APPROVE = "release.approve"
     RELEASE_OPERATE = "release.operate"
     ENVIRONMENT_MANAGE = "environment.manage"
+    ALERT_VIEW = "alert.view"
+    ALERT_RESPOND = "alert.respond"  # acknowledge, silence, reassign, resolve, note
+    ALERT_INGEST = "alert.ingest"  # Alertmanager's webhook
+    ONCALL_MANAGE = "oncall.manage"  # schedules, overrides, escalation policies, channels
+    INCIDENT_VIEW = "incident.view"
+    INCIDENT_MANAGE = "incident.manage"  # open, note, change, close
 
 
 # Lowest team role that may take each action.
@@ -59,16 +65,30 @@ REQUIRED_ROLE: dict[Action, Role] = {
     Action.RELEASE_CREATE: Role.MAINTAINER,
     Action.RELEASE_APPROVE: Role.VIEWER,  # plus the approver duty, below
     Action.RELEASE_OPERATE: Role.MAINTAINER,
+    Action.ALERT_VIEW: Role.VIEWER,
+    Action.ALERT_RESPOND: Role.OWNER,  # or the assignee, or the team's on-call (below)
+    Action.ALERT_INGEST: Role.MAINTAINER,  # a write-scoped token of the team
+    Action.ONCALL_MANAGE: Role.MAINTAINER,
+    Action.INCIDENT_VIEW: Role.VIEWER,
+    Action.INCIDENT_MANAGE: Role.MAINTAINER,  # or the team's on-call (below)
 }
 
 # Duties that are not a rank: they grant an action on their own (on-call engineers roll back
 # whatever their rank) or are required on top of the rank (approving needs the approver duty).
-DUTY_GRANTS: dict[Action, str] = {Action.DEPLOYMENT_ROLLBACK: "is_on_call"}
+DUTY_GRANTS: dict[Action, str] = {
+    Action.DEPLOYMENT_ROLLBACK: "is_on_call",
+    Action.ALERT_RESPOND: "is_on_call",
+    Action.INCIDENT_MANAGE: "is_on_call",
+}
+# Granted to the person an object is assigned to (its `assignee_id`), whatever their rank.
+ASSIGNEE_GRANTS = frozenset({Action.ALERT_RESPOND})
 DUTY_REQUIRED: dict[Action, str] = {Action.RELEASE_APPROVE: "is_approver"}
 # Never done by a CI token, whatever its scopes: a person decides. Action -> what is refused.
 HUMAN_ONLY: dict[Action, str] = {
     Action.RELEASE_APPROVE: "approve or reject releases",
     Action.ENVIRONMENT_MANAGE: "manage environments",
+    Action.ALERT_RESPOND: "acknowledge, silence or reassign alerts",
+    Action.INCIDENT_MANAGE: "run incidents",
 }
 # Four eyes: never done by the person who wrote the object (its `author_id`), whatever their
 # role or duties, superusers included. Action -> the reason a refusal gives.
@@ -113,6 +133,8 @@ def refusal(principal: Any, action: Action, obj: Any) -> str | None:
     if action in DUTY_REQUIRED and not membership.get(DUTY_REQUIRED[action]):
         return denied
     if action in DUTY_GRANTS and membership.get(DUTY_GRANTS[action]):
+        return None
+    if action in ASSIGNEE_GRANTS and getattr(obj, "assignee_id", None) == principal.pk:
         return None
     if ROLE_RANK[membership["role"]] < ROLE_RANK[REQUIRED_ROLE[action]]:
         return denied
