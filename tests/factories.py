@@ -13,6 +13,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from alerts.models import Alert, AlertEvent, AlertEventKind, AlertSource
 from deployments import engine, services
 from deployments.models import Deployment, Environment, Release, ReleaseState
 from identity.audit import Actor
@@ -205,3 +206,37 @@ def put_in_state(release: Release, state: str, *, action: str | None = None) -> 
 def give_duty(user: Any, team: Any, **duties: bool) -> None:
     Membership.objects.filter(user=user, team=team).update(**duties)
     forget_roles(user)
+
+
+# Alerts --------------------------------------------------------------------------------------
+# Builders for the alerts app's tables go here (one set for every test package).
+
+
+def alert_of(
+    team: Team,
+    *,
+    deployment: Deployment | None = None,
+    rule: str = "test_rule",
+    severity: str = "critical",
+    status: str = "firing",
+    assignee: Any = None,
+    fingerprint: str | None = None,
+    **fields: Any,
+) -> Alert:
+    """An alert as a rule would have opened it (test set-up only: no routing, no notification)."""
+    alert = Alert.objects.create(
+        team=team,
+        source=fields.pop("source", AlertSource.RULE),
+        fingerprint=fingerprint
+        or f"{rule}:{deployment.pk if deployment else 0}:{Alert.objects.count()}",
+        rule=rule,
+        severity=severity,
+        status=status,
+        title=fields.pop("title", f"{rule} on {deployment.name if deployment else team.slug}"),
+        deployment=deployment,
+        model=deployment.model if deployment else None,
+        assignee=assignee,
+        **fields,
+    )
+    AlertEvent.objects.create(alert=alert, kind=AlertEventKind.FIRED, actor_label="system:tests")
+    return alert
