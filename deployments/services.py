@@ -43,6 +43,8 @@ from .validation import (
 )
 
 REQUIRED_APPROVALS = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2}
+# The rollback runbook of a deployment: short enough to read while pressing the button.
+ROLLBACK_NOTES_MAX = 4000
 
 
 # Environments ---------------------------------------------------------------------------------
@@ -180,9 +182,11 @@ def deployment_configure(
     deployment: Deployment,
     strategy: str | None = None,
     strategy_params: dict[str, Any] | None = None,
+    rollback_notes: str | None = None,
     **config: Any,
 ) -> Deployment:
-    """A new config revision (and/or strategy): versioned and audited with before/after."""
+    """A new config revision (and/or strategy, and/or the rollback runbook): versioned and
+    audited with before/after."""
     require(actor.principal, Action.DEPLOYMENT_MANAGE, deployment)
     deployment = (
         Deployment.objects.select_for_update(of=("self",))
@@ -193,7 +197,15 @@ def deployment_configure(
         "strategy": deployment.strategy,
         "strategy_params": deployment.strategy_params,
         "config_revision": deployment.config.revision if deployment.config else None,
+        "rollback_notes": deployment.rollback_notes,
     }
+    if rollback_notes is not None:
+        if len(rollback_notes) > ROLLBACK_NOTES_MAX:
+            raise ValidationFailed(
+                f"at most {ROLLBACK_NOTES_MAX} characters", field="rollback_notes"
+            )
+        deployment.rollback_notes = rollback_notes
+        deployment.save(update_fields=["rollback_notes", "updated_at"])
     if strategy is not None or strategy_params is not None:
         strategy = strategy or deployment.strategy
         deployment.strategy_params = validate_strategy(
@@ -215,6 +227,7 @@ def deployment_configure(
         "strategy": deployment.strategy,
         "strategy_params": deployment.strategy_params,
         "config_revision": deployment.config.revision if deployment.config else None,
+        "rollback_notes": deployment.rollback_notes,
     }
     audit.record(
         actor=actor,

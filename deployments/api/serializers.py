@@ -155,6 +155,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "config",
             "active_release",
             "last_rollback",
+            "rollback_notes",
             "created_at",
             "updated_at",
         ]
@@ -217,6 +218,12 @@ class DeploymentCreateSerializer(ConfigFieldsSerializer):
 class DeploymentUpdateSerializer(ConfigFieldsSerializer):
     strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
     strategy_params = serializers.DictField(required=False)
+    rollback_notes = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=4000,
+        help_text="A short runbook shown on the rollback confirmation and on incidents.",
+    )
 
 
 class RollbackRequestSerializer(StrictSerializer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deployments.models import Deployment, DeploymentConfig, Rollback
+from identity.models import AuditEvent
 from tests.factories import RegisteredModelFactory, deployment_of
 
 URL = "/api/v1/deployments/"
@@ -139,6 +140,28 @@ def test_patch_changes_the_strategy(client_for, deployment):
     assert response.status_code == 200
     assert response.json()["strategy"] == "blue_green"
     assert response.json()["config"]["revision"] == 1
+
+
+def test_patch_sets_the_rollback_notes_without_a_config_revision(client_for, deployment):
+    notes = "Check the feature store lag first; v1 is safe to go back to."
+    response = client_for("maintainer").patch(
+        f"{URL}{deployment.pk}/", {"rollback_notes": notes}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["rollback_notes"] == notes
+    assert response.json()["config"]["revision"] == 1
+    event = AuditEvent.objects.filter(action="deployment.configure").latest("id")
+    assert event.before["rollback_notes"] == "" and event.after["rollback_notes"] == notes
+
+
+def test_rollback_notes_longer_than_the_limit_are_refused(client_for, deployment):
+    response = client_for("maintainer").patch(
+        f"{URL}{deployment.pk}/", {"rollback_notes": "x" * 4001}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "rollback_notes"
+    deployment.refresh_from_db()
+    assert deployment.rollback_notes == ""
 
 
 @pytest.mark.parametrize("who", ["viewer", "token:read"])
