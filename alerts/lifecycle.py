@@ -20,16 +20,18 @@ from identity.audit import Actor
 from identity.models import Team
 from identity.permissions import Action, require
 
-from . import escalation, notify
+from . import escalation, incidents, notify
 from .models import OPEN_ALERT_STATES, Alert, AlertEvent, AlertEventKind, AlertStatus
+from .timeline import event
 
 # The longest silence a person may set: longer than this is a resolve, or a rule to change.
 MAX_SILENCE = timedelta(days=7)
 
 
 def reopen_window() -> timedelta:
-    """A fingerprint that fires again within this time of resolving reopens its alert (same
-    owner, same timeline); later, it opens a new alert. Setting ALERTS_REOPEN_WINDOW_SECONDS."""
+    """A fingerprint that fires again within this time of resolving reopens its alert (the same
+    alert and timeline, routed afresh to whoever is on call at that instant); later, it opens a
+    new alert. Setting ALERTS_REOPEN_WINDOW_SECONDS."""
     return timedelta(seconds=float(getattr(settings, "ALERTS_REOPEN_WINDOW_SECONDS", 3600)))
 
 
@@ -60,20 +62,6 @@ class Signal:
 class Outcome:
     alert: Alert
     change: str  # "fired", "reopened" or "refreshed"
-
-
-def event(
-    alert: Alert, kind: str, actor: Actor, text: str = "", data: dict | None = None
-) -> AlertEvent:
-    return AlertEvent.objects.create(
-        alert=alert,
-        kind=kind,
-        at=clock.now(),
-        actor_label=actor.label,
-        actor=actor.user,
-        text=text,
-        data=data or {},
-    )
 
 
 def _fields_of(signal: Signal) -> dict[str, Any]:
@@ -153,6 +141,7 @@ def fire(signal: Signal, *, actor: Actor) -> Outcome:
         return Outcome(twin, "refreshed")
     event(alert, AlertEventKind.FIRED, actor, signal.summary or signal.title)
     escalation.begin(alert, change="fired")
+    incidents.open_for_alert_automatically(alert)  # ALERTS_AUTO_INCIDENT_SEVERITY; off by default
     return Outcome(alert, "fired")
 
 

@@ -173,6 +173,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VersionStatusEnum": "registry.models.VersionStatus",
         "TileStatusEnum": "monitoring.tiles.TileStatus",
+        "AlertStatusEnum": "alerts.models.AlertStatus",
+        "DeliveryStatusEnum": "alerts.models.DeliveryStatus",
+        "IncidentStatusEnum": "alerts.models.IncidentStatus",
+        "EscalationTargetEnum": "alerts.models.EscalationTarget",
+        "AlertmanagerStatusEnum": ["firing", "resolved"],  # Alertmanager's own alert states
     },
 }
 
@@ -225,6 +230,24 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 }
 # A fingerprint that fires again within this time of resolving reopens its alert.
 ALERTS_REOPEN_WINDOW_SECONDS = float(os.environ.get("ALERTS_REOPEN_WINDOW_SECONDS", 3600))
+# The control plane's release rules (alerts/rules.py, docs/alert-rules.md): a release that failed
+# or was rolled back automatically keeps alerting this long unless a newer release starts; a
+# release that waits for a person (approval, a paused decision) alerts after this long.
+ALERTS_RELEASE_FAILED_LOOKBACK_SECONDS = float(
+    os.environ.get("ALERTS_RELEASE_FAILED_LOOKBACK_SECONDS", 24 * 3600)
+)
+ALERTS_RELEASE_WAIT_SECONDS = float(os.environ.get("ALERTS_RELEASE_WAIT_SECONDS", 4 * 3600))
+# Notification retries: the wait doubles from this after each failed try, up to the maximum.
+ALERTS_DELIVERY_BACKOFF_SECONDS = float(os.environ.get("ALERTS_DELIVERY_BACKOFF_SECONDS", 30))
+ALERTS_DELIVERY_BACKOFF_MAX_SECONDS = float(
+    os.environ.get("ALERTS_DELIVERY_BACKOFF_MAX_SECONDS", 1800)
+)
+ALERTS_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("ALERTS_WEBHOOK_TIMEOUT_SECONDS", 10))
+# Alerts of this severity or worse (critical, warning, info) open an incident as they fire; "" =
+# never (people open incidents from the alert page).
+ALERTS_AUTO_INCIDENT_SEVERITY = os.environ.get("ALERTS_AUTO_INCIDENT_SEVERITY", "")
+# An incident's timeline reaches this far before it opened (or its first alert started).
+INCIDENT_LOOKBACK_SECONDS = float(os.environ.get("INCIDENT_LOOKBACK_SECONDS", 3600))
 
 # /metrics of the control plane: readable from loopback, by staff and read tokens; or by anyone.
 METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)

@@ -13,9 +13,30 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from alerts.models import Alert, AlertEvent, AlertEventKind, AlertSource
+from alerts import incidents as alert_incidents
+from alerts import services as alert_services
+from alerts.models import (
+    Alert,
+    AlertEvent,
+    AlertEventKind,
+    AlertSource,
+    EscalationPolicy,
+    EscalationStep,
+    LayerMember,
+    NotificationChannel,
+    Schedule,
+    ScheduleLayer,
+    ScheduleOverride,
+)
 from deployments import engine, services
-from deployments.models import Deployment, Environment, Release, ReleaseState
+from deployments.models import (
+    Deployment,
+    Environment,
+    Release,
+    ReleaseState,
+    Rollback,
+    RollbackState,
+)
 from identity.audit import Actor
 from identity.models import ApiToken, Membership, Team, forget_roles
 from identity.services import token_create
@@ -240,3 +261,165 @@ def alert_of(
     )
     AlertEvent.objects.create(alert=alert, kind=AlertEventKind.FIRED, actor_label="system:tests")
     return alert
+
+
+def oncall_schedule_of(
+    team: Team,
+    members: list[Any],
+    *,
+    name: str = "primary",
+    shift_hours: int = 168,
+    rotation_start: Any = None,
+    time_zone: str = "UTC",
+) -> Any:
+    """A schedule with one rotation layer of `members` (users), made by the service."""
+    return alert_services.schedule_create(
+        actor=SYSTEM,
+        team=team,
+        name=name,
+        time_zone=time_zone,
+        layers=[
+            {
+                "name": "weekly",
+                "rotation_start": rotation_start or timezone.now() - timedelta(hours=1),
+                "shift_hours": shift_hours,
+                "members": [m.get_username() for m in members],
+            }
+        ],
+    )
+
+
+def escalation_policy_of(
+    team: Team,
+    steps: list[dict[str, Any]],
+    *,
+    name: str = "default",
+    is_default: bool = True,
+    repeat: int = 0,
+) -> Any:
+    """A policy made by the service; steps as the API takes them ({target, schedule: id, ...})."""
+    return alert_services.policy_create(
+        actor=SYSTEM, team=team, name=name, steps=steps, is_default=is_default, repeat=repeat
+    )
+
+
+def incident_of(team: Team, *, alert: Alert | None = None, **fields: Any) -> Any:
+    """An incident opened by the service (from `alert`, or by hand with a title)."""
+    if alert is None:
+        fields.setdefault("title", "something is wrong")
+        fields.setdefault("severity", "critical")
+    return alert_incidents.open_incident(actor=SYSTEM, team=team, alert=alert, **fields)
+
+
+# Rows as stored, without the services' checks: on-call and escalation tests set every field.
+
+
+def schedule_of(team: Team, *, name: str = "primary", time_zone: str = "UTC") -> Schedule:
+    return Schedule.objects.create(team=team, name=name, time_zone=time_zone)
+
+
+def layer_of(
+    schedule: Schedule,
+    members: list[Any],
+    *,
+    rotation_start: Any,
+    shift_hours: int = 24,
+    name: str | None = None,
+    position: int = 0,
+    **fields: Any,
+) -> ScheduleLayer:
+    """A rotation layer whose `members` (users) take turns in the order given."""
+    layer = ScheduleLayer.objects.create(
+        schedule=schedule,
+        name=name or f"layer{position}",
+        position=position,
+        rotation_start=rotation_start,
+        shift_hours=shift_hours,
+        **fields,
+    )
+    for i, user in enumerate(members):
+        LayerMember.objects.create(layer=layer, user=user, position=i)
+    return layer
+
+
+def override_of(schedule: Schedule, user: Any, starts_at: Any, ends_at: Any) -> ScheduleOverride:
+    return ScheduleOverride.objects.create(
+        schedule=schedule, user=user, starts_at=starts_at, ends_at=ends_at
+    )
+
+
+def policy_of(
+    team: Team,
+    steps: list[tuple[str, Any, int]],
+    *,
+    repeat: int = 0,
+    name: str = "default",
+    is_default: bool = True,
+) -> EscalationPolicy:
+    """Steps as (target, schedule-or-user-or-None, wait_minutes), in order."""
+    policy = EscalationPolicy.objects.create(
+        team=team, name=name, repeat=repeat, is_default=is_default
+    )
+    for position, (target, who, wait) in enumerate(steps):
+        EscalationStep.objects.create(
+            policy=policy,
+            position=position,
+            target=target,
+            schedule=who if isinstance(who, Schedule) else None,
+            user=who if who is not None and not isinstance(who, Schedule) else None,
+            wait_minutes=wait,
+        )
+    return policy
+
+
+def channel_of(team: Team, *, name: str = "ops-slack", url_env: str) -> NotificationChannel:
+    return NotificationChannel.objects.create(team=team, name=name, url_env=url_env)
+
+
+def release_failed(release: Release, reason: str) -> Release:
+    """A rolling-out release the engine failed (test set-up only): the transition it records."""
+    put_in_state(release, ReleaseState.PROGRESSING)
+    engine.transition(release, ReleaseState.FAILED, actor=engine.ENGINE, kind="fail", reason=reason)
+    return release
+
+
+def release_rolled_back(release: Release, reason: str, *, automatic: bool) -> Rollback:
+    """A rolling-out release rolled back to the version it replaced, by the engine after a
+    failed analysis (`automatic`) or by a person, with the Rollback row and the two transitions
+    the engine records (test set-up only: no runtime is touched)."""
+    put_in_state(release, ReleaseState.PROGRESSING)
+    actor = engine.ENGINE if automatic else Actor.system("tests:someone")
+    rollback = Rollback.objects.create(
+        deployment=release.deployment,
+        release=release,
+        from_version=release.version,
+        to_version=release.from_version,
+        state=RollbackState.DONE,
+        actor_label=actor.label,
+        reason=reason,
+        automatic=automatic,
+    )
+    engine.transition(
+        release, ReleaseState.ROLLING_BACK, actor=actor, kind="rollback", reason=reason
+    )
+    engine.transition(
+        release, ReleaseState.ROLLED_BACK, actor=actor, kind="rollback_done", reason=reason
+    )
+    return rollback
+
+
+def release_paused_inconclusive(release: Release, reason: str) -> Release:
+    """A canary paused by the engine because its analysis could not decide (test set-up only):
+    the pause step with the `inconclusive` outcome, as deployments.engine.loop records it."""
+    put_in_state(release, ReleaseState.PROGRESSING, action="analyze")
+    release.paused_from = ReleaseState.PROGRESSING
+    engine.transition(
+        release,
+        ReleaseState.PAUSED,
+        actor=engine.ENGINE,
+        kind="pause",
+        outcome="inconclusive",
+        reason=f"analysis inconclusive: {reason}",
+        evidence={"verdict": "inconclusive", "reasons": [reason]},
+    )
+    return release
