@@ -4,12 +4,37 @@ what the caller may not see, before any permission check could tell that it exis
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from django.db.models import (
+    Case,
+    IntegerField,
+    Prefetch,
+    Q,
+    QuerySet,
+    TextChoices,
+    Value,
+    When,
+)
+
 from core.errors import NotFound
+from identity.models import team_memberships
 from identity.permissions import Action, require
 
-from .models import Alert, AlertQuerySet, EscalationPolicy, Incident, Schedule
+from .models import (
+    SEVERITY_RANK,
+    Alert,
+    AlertEvent,
+    AlertQuerySet,
+    AlertStatus,
+    Delivery,
+    EscalationPolicy,
+    EscalationStep,
+    Incident,
+    IncidentStatus,
+    Schedule,
+)
 
 
 def _pk(value: int | str, what: str, field: str) -> int:
@@ -76,3 +101,85 @@ def incident_get(principal: Any, incident_id: int | str, *, field: str = "id") -
         raise NotFound(f"no incident {incident_id}", field=field)
     require(principal, Action.INCIDENT_VIEW, incident)
     return incident
+
+
+# Shaped for the portal's pages ------------------------------------------------------------
+
+
+class AlertView(TextChoices):
+    """The tabs of the alerts page."""
+
+    MINE = "mine", "My alerts"
+    TEAM = "team", "My teams' open alerts"
+    RESOLVED = "resolved", "Resolved"
+    TRIAGE = "triage", "Triage"
+
+
+def _by_severity() -> Case:
+    return Case(
+        *(When(severity=value, then=Value(rank)) for value, rank in SEVERITY_RANK.items()),
+        default=Value(len(SEVERITY_RANK)),
+        output_field=IntegerField(),
+    )
+
+
+def alerts_in_view(principal: Any, view: AlertView) -> AlertQuerySet:
+    """One tab of the alerts page. "Mine": open alerts assigned to me, or of a team I hold the
+    on-call duty for (read from the memberships `can()` already loaded: no extra query); open
+    tabs are worst first, the resolved one newest first."""
+    alerts = alert_list(principal)
+    if view == AlertView.RESOLVED:
+        return alerts.filter(status=AlertStatus.RESOLVED).order_by("-resolved_at", "-id")
+    alerts = alerts.open()
+    if view == AlertView.MINE:
+        on_call = [t for t, m in team_memberships(principal).items() if m.get("is_on_call")]
+        alerts = alerts.filter(Q(assignee_id=principal.pk) | Q(team_id__in=on_call))
+    elif view == AlertView.TRIAGE:
+        alerts = alerts.filter(needs_triage=True)
+    return alerts.order_by(_by_severity(), "-starts_at", "-id")
+
+
+def alert_events(alert: Alert) -> QuerySet[AlertEvent]:
+    return alert.events.order_by("at", "id")
+
+
+def alert_deliveries(alert: Alert) -> QuerySet[Delivery]:
+    return alert.deliveries.select_related("user", "channel").order_by("created_at", "id")
+
+
+def open_alerts_by_deployment(principal: Any, deployment_ids: Iterable[int]) -> dict[int, Alert]:
+    """The worst open alert of each of these deployments, for the monitoring overview: one
+    query whatever the number of deployments (none without ids)."""
+    ids = sorted(set(deployment_ids))
+    if not ids:
+        return {}
+    alerts = (
+        alert_list(principal)
+        .open()
+        .filter(deployment_id__in=ids)
+        .order_by("deployment_id", _by_severity(), "-starts_at", "-id")
+        .distinct("deployment_id")
+    )
+    return {alert.deployment_id: alert for alert in alerts}
+
+
+def deployment_open_alerts(principal: Any, deployment: Any) -> AlertQuerySet:
+    return (
+        alert_list(principal)
+        .open()
+        .filter(deployment=deployment)
+        .order_by(_by_severity(), "-starts_at", "-id")
+    )
+
+
+def policies_with_steps(principal: Any) -> Any:
+    steps = EscalationStep.objects.select_related("schedule", "user").order_by("position")
+    return policy_list(principal).prefetch_related(Prefetch("steps", queryset=steps))
+
+
+def incidents_open_first(principal: Any) -> Any:
+    order = Case(
+        *(When(status=s, then=Value(i)) for i, s in enumerate(IncidentStatus.values)),
+        output_field=IntegerField(),
+    )
+    return incident_list(principal).order_by(order, "-opened_at", "-id")

@@ -88,6 +88,7 @@ HUMAN_ONLY: dict[Action, str] = {
     Action.RELEASE_APPROVE: "approve or reject releases",
     Action.ENVIRONMENT_MANAGE: "manage environments",
     Action.ALERT_RESPOND: "acknowledge, silence or reassign alerts",
+    Action.ONCALL_MANAGE: "change on-call schedules or escalation policies",
     Action.INCIDENT_MANAGE: "run incidents",
 }
 # Four eyes: never done by the person who wrote the object (its `author_id`), whatever their
