@@ -33,6 +33,7 @@ from .models import (
     EscalationStep,
     Incident,
     IncidentStatus,
+    NotificationChannel,
     Schedule,
 )
 
@@ -183,3 +184,16 @@ def incidents_open_first(principal: Any) -> Any:
         output_field=IntegerField(),
     )
     return incident_list(principal).order_by(order, "-opened_at", "-id")
+
+
+def channel_list(principal: Any) -> Any:
+    return NotificationChannel.objects.visible_to(principal).select_related("team")
+
+
+def channel_get(principal: Any, channel_id: int | str, *, field: str = "id") -> NotificationChannel:
+    pk = _pk(channel_id, "notification channel", field)
+    channel = channel_list(principal).filter(pk=pk).first()
+    if channel is None:
+        raise NotFound(f"no notification channel {channel_id}", field=field)
+    require(principal, Action.TEAM_VIEW, channel)
+    return channel

@@ -3,13 +3,16 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import alertmanager, rules_export, views
+from . import alertmanager, channels, rules_export, views
 
 router = SimpleRouter()
 router.register("alerts", views.AlertViewSet, basename="alert")
 router.register("schedules", views.ScheduleViewSet, basename="schedule")
 router.register("escalation-policies", views.EscalationPolicyViewSet, basename="escalation-policy")
 router.register("incidents", views.IncidentViewSet, basename="incident")
+router.register(
+    "notification-channels", channels.NotificationChannelViewSet, basename="notification-channel"
+)
 
 urlpatterns = [
     path("alerts/alertmanager", alertmanager.webhook, name="alertmanager-webhook"),
