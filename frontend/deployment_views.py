@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 
+from alerts import selectors as alert_selectors
 from deployments import selectors, services
 from deployments.filtersets import ReleaseFilterSet
 from deployments.models import Deployment, Release
@@ -87,7 +88,8 @@ def deployment_configs(request: HttpRequest, pk: int) -> HttpResponse:
 @page("GET", "POST")
 def deployment_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     """The confirmation step of the rollback button (GET), naming the version it returns to,
-    and the rollback itself (POST)."""
+    with the deployment's runbook (rollback notes) and its open alerts; and the rollback
+    itself (POST)."""
     deployment = selectors.deployment_get(request.user, pk)
     form = RollbackForm(request.POST if request.method == "POST" else None)
     status = 200
@@ -116,6 +118,7 @@ def deployment_rollback(request: HttpRequest, pk: int) -> HttpResponse:
         "target": selectors.rollback_target(deployment),
         "can_rollback": can(request.user, Action.DEPLOYMENT_ROLLBACK, deployment),
         "form": form,
+        "open_alerts": list(alert_selectors.deployment_open_alerts(request.user, deployment)),
     }
     return render(request, "frontend/deployments/rollback_confirm.html", context, status=status)
 

@@ -1,6 +1,7 @@
 """Monitoring pages: the overview of every visible deployment (worst first) and one deployment's
-tiles per track, both refreshed in place by HTMX every 10 seconds. Thin views over
-monitoring.selectors; they never query a metrics source or the database themselves.
+tiles per track, both refreshed in place by HTMX every 10 seconds; the overview names each
+failing deployment's open alert and its owner. Thin views over monitoring.selectors (and
+alerts.selectors); they never query a metrics source or the database themselves.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
+from alerts import selectors as alert_selectors
 from monitoring import selectors
+from monitoring.health import Health
 
 from .views import is_htmx, page
 
@@ -53,10 +56,19 @@ def _respond(
 def monitoring_overview(request: HttpRequest) -> HttpResponse:
     form, label, seconds, status = _window(request)
     healths = selectors.monitoring_overview(request.user, seconds)
+    # Who owns each failing deployment's worst open alert: one query for all the deployments
+    # (asked for every one, so the count does not depend on how many are failing).
+    open_alerts = alert_selectors.open_alerts_by_deployment(
+        request.user, [h.deployment.pk for h in healths]
+    )
     context = {
         "form": form,
         "window": label,
         "healths": healths,
+        "rows": [
+            (h, open_alerts.get(h.deployment.pk) if h.health == Health.CRITICAL else None)
+            for h in healths
+        ],
         "counts": selectors.health_counts(healths),
     }
     return _respond(

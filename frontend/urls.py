@@ -4,7 +4,7 @@ LOGIN_REDIRECT_URL="models") and later apps link to; never rename one without it
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import deployment_views, monitoring_views, views
+from . import alert_views, deployment_views, monitoring_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -73,4 +73,17 @@ urlpatterns += [
         monitoring_views.deployment_monitoring,
         name="deployment-monitoring",
     ),
+]
+
+# Alerts, on-call and incidents (frontend/alert_views.py).
+urlpatterns += [
+    path("alerts/", alert_views.alert_list, name="alerts"),
+    path("alerts/<int:pk>/", alert_views.alert_detail, name="alert-detail"),
+    path("alerts/<int:pk>/<slug:verb>/", alert_views.alert_action, name="alert-action"),
+    path("oncall/", alert_views.schedule_list, name="schedules"),
+    path("oncall/schedules/<int:pk>/", alert_views.schedule_detail, name="schedule-detail"),
+    path("oncall/policies/", alert_views.policy_list, name="escalation-policies"),
+    path("incidents/", alert_views.incident_list, name="incidents"),
+    path("incidents/<int:pk>/", alert_views.incident_detail, name="incident-detail"),
+    path("incidents/<int:pk>/<slug:verb>/", alert_views.incident_action, name="incident-action"),
 ]

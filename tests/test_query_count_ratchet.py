@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from tests.alerts.test_query_counts import ENDPOINTS as ALERT_ENDPOINTS
 from tests.deployments_api.test_query_counts import ENDPOINTS as DEPLOYMENT_ENDPOINTS
 from tests.frontend.test_query_counts import PAGES as REGISTRY_PAGES
+from tests.frontend_alerts.test_query_counts import PAGES as ALERT_PAGES
 from tests.frontend_deployments.test_query_counts import PAGES as DEPLOYMENT_PAGES
 from tests.monitoring_api.test_deployment_health import ENDPOINT as DEPLOYMENT_HEALTH
 from tests.monitoring_api.test_monitoring_overview import ENDPOINT as MONITORING_OVERVIEW
@@ -19,5 +21,7 @@ def test_every_recorded_count_is_still_measured():
         | {f"GET {url}" for url in ENDPOINTS}
         | {MONITORING_OVERVIEW, DEPLOYMENT_HEALTH}
         | set(DEPLOYMENT_ENDPOINTS)
+        | set(ALERT_ENDPOINTS)
+        | set(ALERT_PAGES)
     )
     assert set(recorded_counts()) == measured

@@ -21,9 +21,10 @@ from tests.support.prometheus import free_port
 SMALL, LARGE = 1, 20
 # Upper bounds for one page load, whatever the number of deployments (flatness is asserted
 # separately): session, user, memberships, the deployment list and its two prefetches, the
-# request's savepoints; with the local source, one statement per batch call (11).
-MAX_SQL_PROMETHEUS = 8
-MAX_SQL_LOCAL = 19
+# request's savepoints, the overview's open alerts (one query for every deployment); with the
+# local source, one statement per batch call (11).
+MAX_SQL_PROMETHEUS = 9
+MAX_SQL_LOCAL = 20
 # One environment: retention lookup 1, window stats 2 (instant + range), sparkline series 3,
 # feature counts 1, burn-rate windows up to 5, SLO-window counts 2, business KPIs 1.
 MAX_PROMETHEUS_ROUND_TRIPS = 15
