@@ -10,7 +10,8 @@ from alerts import escalation, notify, rules
 
 @shared_task(name="alerts.evaluate_rules", ignore_result=True)
 def evaluate_rules() -> int:
-    """Evaluate the control plane's own rules on every deployment; returns open alerts."""
+    """Evaluate the control plane's own rules on every deployment; returns the conditions that
+    hold."""
     return rules.evaluate_all()
 
 

@@ -19,13 +19,17 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 
+from alerts import services as alert_setup
+from alerts.models import EscalationPolicy, Schedule
 from deployments import engine
 from deployments import services as deploy
 from deployments.models import Deployment, Environment, Release
@@ -38,6 +42,7 @@ from serving.demo_model import build_demo_versions
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "breast-cancer"
 DEPLOYMENT = "breast-cancer"
+ON_CALL_SCHEDULE = "Demo on-call"
 # Each canary step holds 75 s: at 20 requests/s a 20% canary sees ~300 requests, and 1 s
 # scrapes give the statistical comparison its 25 samples of 3 s per side (the shortest window
 # the analysis allows: deployments.analysis.minimum_analysis_window_seconds).
@@ -146,6 +151,52 @@ def seed_model() -> None:
         )
 
 
+def seed_on_call() -> None:
+    """The demo team's on-call: `oncall` holds a weekly rotation, and the default escalation
+    policy goes to that schedule, then to the owner, twice over; the deployment gets its
+    rollback notes (idempotent)."""
+    owner = Actor.from_principal(get_user_model().objects.get(username="owner"))
+    team = Team.objects.get(slug="demo")
+    schedule = Schedule.objects.filter(team=team, name=ON_CALL_SCHEDULE).first()
+    if schedule is None:
+        today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        schedule = alert_setup.schedule_create(
+            actor=owner,
+            team=team,
+            name=ON_CALL_SCHEDULE,
+            time_zone="UTC",
+            description="The demo's rotation: one person, handing over on Mondays.",
+            layers=[
+                {
+                    "name": "primary",
+                    "rotation_start": today - timedelta(days=today.weekday()),
+                    "shift_hours": 168,
+                    "members": ["oncall"],
+                }
+            ],
+        )
+    if not EscalationPolicy.objects.filter(team=team).exists():
+        alert_setup.policy_create(
+            actor=owner,
+            team=team,
+            name="Demo escalation",
+            is_default=True,
+            repeat=1,
+            steps=[
+                {"target": "schedule", "schedule": schedule.pk, "wait_minutes": 5},
+                {"target": "team_owners", "wait_minutes": 10},
+            ],
+        )
+    deployment = Deployment.objects.get(name=DEPLOYMENT, environment__name="production")
+    if not deployment.rollback_notes:
+        deploy.deployment_configure(
+            actor=owner,
+            deployment=deployment,
+            rollback_notes="Rolling back is safe at any time: v1 is the last healthy version. "
+            "After rolling back, press Heal on the demo switches before releasing again.",
+        )
+
+
 def release_version(number: int, *, approve: bool) -> Any:
     """Create a release of vN (as the owner); approve it as the approver when asked."""
     users = get_user_model().objects
@@ -247,6 +298,7 @@ def run(args: argparse.Namespace) -> int:
     password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
     logins = seed_people(password)
     seed_model()
+    seed_on_call()
 
     url = f"http://{args.host}:{args.port}/"
     print("\n  Model control plane demo")
@@ -260,6 +312,8 @@ def run(args: argparse.Namespace) -> int:
     env = os.environ.copy()
     env.update(MODELPLANE_DEMO="1", PYTHONUNBUFFERED="1")
     env.setdefault("LOCAL_SCRAPE_INTERVAL_SECONDS", "1")
+    # The demo's story shows a failed canary's alert within seconds, not half a minute.
+    env.setdefault("ALERTS_EVALUATION_INTERVAL_SECONDS", "5")
     demo_dir = var_dir() / "demo"
     control = demo_dir / "traffic.json"
     if not control.exists():

@@ -39,17 +39,24 @@ from monitoring.sources.base import (
 from monitoring.sources.semantics import decumulate
 
 _SELECTOR = 'model="{model}",version="{version}"'
+# The serving contract's names (docs/metrics.md) that the templates below and the exported
+# Prometheus rules (alerts.prometheus_rules) are both written in: one set of names.
+REQUESTS_METRIC = "model_requests_total"
+REQUEST_DURATION_BUCKETS = "model_request_duration_seconds_bucket"
+SERVER_ERROR_MATCHER = 'code=~"5.."'
 
 # Placeholders: {model}, {version} (escaped label values), {window} (a PromQL duration) and, for
 # latency_quantile only, {quantile}. Every other brace is PromQL's own.
 DEFAULT_QUERY_TEMPLATES: dict[str, str] = {
-    "requests": f"sum(increase(model_requests_total{{{_SELECTOR}}}[{{window}}]))",
-    "errors": f'sum(increase(model_requests_total{{{_SELECTOR},code=~"5.."}}[{{window}}]))',
+    "requests": f"sum(increase({REQUESTS_METRIC}{{{_SELECTOR}}}[{{window}}]))",
+    "errors": (
+        f"sum(increase({REQUESTS_METRIC}{{{_SELECTOR},{SERVER_ERROR_MATCHER}}}[{{window}}]))"
+    ),
     "rejections": f"sum(increase(model_input_rejections_total{{{_SELECTOR}}}[{{window}}]))",
     "predictions": f"sum(increase(model_predictions_total{{{_SELECTOR}}}[{{window}}]))",
     "latency_quantile": (
         "histogram_quantile({quantile}, sum by (le) "
-        f"(rate(model_request_duration_seconds_bucket{{{_SELECTOR}}}[{{window}}])))"
+        f"(rate({REQUEST_DURATION_BUCKETS}{{{_SELECTOR}}}[{{window}}])))"
     ),
     "feature_buckets": (
         f"sum by (feature, le) (increase(model_feature_value_bucket{{{_SELECTOR}}}[{{window}}]))"

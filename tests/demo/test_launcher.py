@@ -65,5 +65,22 @@ def test_no_serve_sets_up_the_demo_and_prints_the_logins_idempotently(tmp_path):
     with sqlite3.connect(tmp_path / "modelplane.sqlite3") as db:
         versions = db.execute("SELECT count(*) FROM registry_modelversion").fetchone()[0]
         environments = db.execute("SELECT name FROM deployments_environment").fetchall()
+        on_call = db.execute(
+            "SELECT s.name, u.username FROM alerts_schedule s "
+            "JOIN alerts_schedulelayer l ON l.schedule_id = s.id "
+            "JOIN alerts_layermember m ON m.layer_id = l.id "
+            "JOIN auth_user u ON u.id = m.user_id"
+        ).fetchall()
+        policies = db.execute("SELECT name, is_default FROM alerts_escalationpolicy").fetchall()
+        steps = db.execute("SELECT target FROM alerts_escalationstep ORDER BY position").fetchall()
+        notes = db.execute(
+            "SELECT d.rollback_notes FROM deployments_deployment d JOIN deployments_environment e "
+            "ON e.id = d.environment_id WHERE e.name = 'production'"
+        ).fetchall()
     assert versions == 2, "two versions, registered once"
     assert sorted(name for (name,) in environments) == ["production", "staging"]
+    # The story's alert step: the failing canary's alert goes to `oncall`, then the owner.
+    assert on_call == [("Demo on-call", "oncall")], "one schedule, seeded once"
+    assert policies == [("Demo escalation", 1)]
+    assert [target for (target,) in steps] == ["schedule", "team_owners"]
+    assert len(notes) == 1 and notes[0][0], "the deployment has its rollback notes"
