@@ -21,6 +21,7 @@ COPY registry/ registry/
 COPY deployments/ deployments/
 COPY monitoring/ monitoring/
 COPY alerts/ alerts/
+COPY reviews/ reviews/
 COPY frontend/ frontend/
 COPY demo/ demo/
 COPY serving/ serving/

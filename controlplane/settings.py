@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "deployments",
     "monitoring",
     "alerts",
+    "reviews",
     "frontend",
     "demo",
 ]

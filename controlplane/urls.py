@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("deployments.api.urls")),
     path("", include("monitoring.api.urls")),
     path("", include("alerts.api.urls")),
+    path("", include("reviews.api.urls")),
 ]
 
 urlpatterns = [

@@ -163,6 +163,8 @@ class DeploymentConfig(models.Model):
     drift_alert = models.FloatField(default=0.25)
     monthly_budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     metrics_queries = models.JSONField(default=dict, blank=True)  # PromQL template overrides
+    # Which predictions a person reviews (deployments/review_policy.py); {} reviews nothing.
+    review_policy = models.JSONField(default=dict, blank=True)
     created_by_label = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -21,6 +21,7 @@ from .models import (
     RuntimeKind,
     Strategy,
 )
+from .review_policy import validate_review_policy
 from .runtime.k8s_objects import canonical_quantity, quantity_value
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -55,6 +56,7 @@ CONFIG_FIELDS = (
     "drift_alert",
     "monthly_budget",
     "metrics_queries",
+    "review_policy",
 )
 
 STRATEGY_PARAMS = {
@@ -289,4 +291,6 @@ def validate_config(values: dict[str, Any]) -> dict[str, Any]:
             parse_kpi(value)  # the business KPI: {name, unit, good_direction, query}
         elif not isinstance(value, str):
             raise ValidationFailed("must be a PromQL template", field=f"metrics_queries.{name}")
+    if "review_policy" in values:
+        values["review_policy"] = validate_review_policy(values["review_policy"])
     return values

@@ -44,6 +44,11 @@ class Action(enum.StrEnum):
     ONCALL_MANAGE = "oncall.manage"  # schedules, overrides, escalation policies, channels
     INCIDENT_VIEW = "incident.view"
     INCIDENT_MANAGE = "incident.manage"  # open, note, change, close
+    REVIEW_VIEW = "review.view"  # the queue and the items, input summaries included
+    REVIEW_DECIDE = "review.decide"  # claim, release, confirm or override
+    REVIEW_SUBMIT = "review.submit"  # a serving process (or any service) submits items
+    REVIEW_OUTCOME = "review.outcome"  # read an item's decision by reference (no input summary)
+    REVIEW_APPEAL = "review.appeal"  # relay a subject's appeal
 
 
 # Lowest team role that may take each action.
@@ -71,6 +76,11 @@ REQUIRED_ROLE: dict[Action, Role] = {
     Action.ONCALL_MANAGE: Role.MAINTAINER,
     Action.INCIDENT_VIEW: Role.VIEWER,
     Action.INCIDENT_MANAGE: Role.MAINTAINER,  # or the team's on-call (below)
+    Action.REVIEW_VIEW: Role.VIEWER,  # plus the reviewer duty, below
+    Action.REVIEW_DECIDE: Role.VIEWER,  # plus the reviewer duty, below
+    Action.REVIEW_SUBMIT: Role.MAINTAINER,  # a write-scoped token of the team
+    Action.REVIEW_OUTCOME: Role.VIEWER,
+    Action.REVIEW_APPEAL: Role.MAINTAINER,  # a write-scoped token of the team
 }
 
 # Duties that are not a rank: they grant an action on their own (on-call engineers roll back
@@ -82,7 +92,11 @@ DUTY_GRANTS: dict[Action, str] = {
 }
 # Granted to the person an object is assigned to (its `assignee_id`), whatever their rank.
 ASSIGNEE_GRANTS = frozenset({Action.ALERT_RESPOND})
-DUTY_REQUIRED: dict[Action, str] = {Action.RELEASE_APPROVE: "is_approver"}
+DUTY_REQUIRED: dict[Action, str] = {
+    Action.RELEASE_APPROVE: "is_approver",
+    Action.REVIEW_VIEW: "is_reviewer",
+    Action.REVIEW_DECIDE: "is_reviewer",
+}
 # Never done by a CI token, whatever its scopes: a person decides. Action -> what is refused.
 HUMAN_ONLY: dict[Action, str] = {
     Action.RELEASE_APPROVE: "approve or reject releases",
@@ -90,6 +104,8 @@ HUMAN_ONLY: dict[Action, str] = {
     Action.ALERT_RESPOND: "acknowledge, silence or reassign alerts",
     Action.ONCALL_MANAGE: "change on-call schedules or escalation policies",
     Action.INCIDENT_MANAGE: "run incidents",
+    Action.REVIEW_VIEW: "read review items",
+    Action.REVIEW_DECIDE: "claim or decide review items",
 }
 # Four eyes: never done by the person who wrote the object (its `author_id`), whatever their
 # role or duties, superusers included. Action -> the reason a refusal gives.

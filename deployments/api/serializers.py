@@ -203,6 +203,13 @@ class ConfigFieldsSerializer(StrictSerializer):
         help_text="PromQL template overrides by name, and an optional business KPI under `kpi`: "
         "{name, unit, good_direction: up|down, query}.",
     )
+    review_policy = serializers.DictField(
+        required=False,
+        help_text="Which predictions a person reviews and whether they are held: {mode: "
+        "held|audited, all, confidence_below, sample_percent, classes, sla_minutes, "
+        "business_hours, claim_minutes, callback_url, callback_secret_env, "
+        "min_decided_for_gate, max_override_rate_increase}; {} reviews nothing (docs/reviews.md).",
+    )
 
 
 class DeploymentCreateSerializer(ConfigFieldsSerializer):

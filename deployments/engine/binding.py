@@ -4,9 +4,12 @@ runtime or the database itself (the step actions and the rollback do)."""
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from registry.models import ModelVersion
 
 from ..models import Deployment, DeploymentConfig
+from ..review_policy import serving_selection
 from ..runtime.base import (
     Autoscaling,
     DeploymentRef,
@@ -62,7 +65,22 @@ def version_spec(
             for r in (config.secret_refs or [])
         ),
         release_id=release_id,
+        serving_env=review_env(deployment, config),
     )
+
+
+def review_env(deployment: Deployment, config: DeploymentConfig) -> dict[str, str]:
+    """What the serving process needs to apply the deployment's review policy itself and submit
+    the items it selects (serving/review.py); nothing when the policy reviews nothing. The token
+    it submits with is a secret reference of the config (MODELPLANE_REVIEW_TOKEN), never here."""
+    selection = serving_selection(config.review_policy)
+    if not selection:
+        return {}
+    return {
+        "MODELPLANE_REVIEW_POLICY": selection,
+        "MODELPLANE_REVIEW_DEPLOYMENT": str(deployment.pk),
+        "MODELPLANE_REVIEW_URL": f"{settings.PORTAL_URL}/api/v1/reviews/",
+    }
 
 
 def can_serve(status: VersionStatus) -> bool:
