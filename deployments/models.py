@@ -260,7 +260,10 @@ RELEASE_TRANSITIONS: dict[str, frozenset[str]] = {
             ReleaseState.FAILED,
         }
     ),
-    ReleaseState.ROLLING_BACK: frozenset({ReleaseState.ROLLED_BACK, ReleaseState.ABORTED}),
+    # FAILED only when every attempt of its rollback failed (engine/rollback.py): a person must act.
+    ReleaseState.ROLLING_BACK: frozenset(
+        {ReleaseState.ROLLED_BACK, ReleaseState.ABORTED, ReleaseState.FAILED}
+    ),
     ReleaseState.PROMOTED: frozenset({ReleaseState.ROLLED_BACK}),
     ReleaseState.ROLLED_BACK: frozenset(),
     ReleaseState.ABORTED: frozenset(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from core import clock
@@ -86,6 +87,10 @@ def advance_rolling_back(release: Release) -> float | None:
             actor_label=ENGINE.label,
             reason="resumed an interrupted rollback",
         )
+    if rollback.state == RollbackState.FAILED:
+        rollback = _retry(release, rollback)
+        if rollback is None:
+            return None
     if rollback.state == RollbackState.PENDING:
         delay = _rollback_step(rollback)
         if delay is not None:
@@ -104,6 +109,50 @@ def advance_rolling_back(release: Release) -> float | None:
         )
         return None
     return POLL_SECONDS
+
+
+def rollback_attempts() -> int:
+    return max(1, int(getattr(settings, "RELEASE_ROLLBACK_ATTEMPTS", 3)))
+
+
+def _retry(release: Release, failed: Rollback) -> Rollback | None:
+    """A release's rollback failed (its target never got ready, or the switch never reached the
+    data plane before the deadline, as on a starved host): try again from the start, since the
+    world may have caught up, up to RELEASE_ROLLBACK_ATTEMPTS in all. After the last, the release
+    fails, so it stops waiting and its failure alerts a person (alerts' release_failed rule);
+    returns None then."""
+    attempts = release.rollbacks.count()
+    error = failed.evidence.get("error", "")
+    if attempts >= rollback_attempts():
+        transition(
+            release,
+            ReleaseState.FAILED,
+            actor=ENGINE,
+            kind="fail",
+            reason=(
+                f"the rollback to v{failed.to_version.number} failed {attempts} times "
+                f"(last: {error}); traffic may still reach v{failed.from_version.number}: "
+                "roll back by hand"
+            ),
+            evidence={"rollback_id": failed.pk, "attempts": attempts, "error": error},
+            outcome="fail",
+        )
+        return None
+    return Rollback.objects.create(
+        deployment=failed.deployment,
+        release=release,
+        from_version=failed.from_version,
+        to_version=failed.to_version,
+        actor_label=ENGINE.label,
+        reason=failed.reason,
+        automatic=failed.automatic,
+        evidence={
+            **{k: v for k, v in failed.evidence.items() if k != "error"},
+            "retry_of": failed.pk,
+            "previous_error": error,
+            "attempt": attempts + 1,
+        },
+    )
 
 
 def rollback_reconcile(rollback_id: int) -> float | None:

@@ -128,3 +128,64 @@ def test_a_rollback_target_that_never_comes_back_fails_at_the_configured_deadlin
     assert rollback.state == "failed"
     assert f"within the progress deadline of {DEADLINE}s" in rollback.evidence["error"]
     assert world.weights() == {2: 100}, "traffic stays where it was served"
+
+
+def held_release_rolling_back(world) -> Release:  # type: ignore[no-untyped-def]
+    """A release whose production traffic change is never served, so it turns around, with the
+    Gateway still holding every route: its rollback's switch is not served either."""
+    release = drive(world.release(2), until={"progressing"})
+    walk_to_production_traffic(release)
+    world.fake.gateway.hold()
+    engine.reconcile(release.pk, force=True)
+    clock.advance(DEADLINE + 5)
+    engine.reconcile(release.pk, force=True)
+    release.refresh_from_db()
+    assert release.state == "rolling_back"
+    return release
+
+
+def test_a_release_whose_rollback_failed_tries_again_and_ends_rolled_back_once_served(
+    promoted_v1,
+):
+    world = promoted_v1
+    release = held_release_rolling_back(world)
+    first = release.rollbacks.get()
+    engine.reconcile(release.pk, force=True)
+    clock.advance(DEADLINE + 5)
+    engine.reconcile(release.pk, force=True)
+    first.refresh_from_db()
+    assert first.state == "failed"
+    release.refresh_from_db()
+    assert release.state == "rolling_back", "a failed rollback is tried again, not abandoned"
+    engine.reconcile(release.pk, force=True)  # the next pass starts the next attempt
+    retry = release.rollbacks.order_by("-id").first()
+    assert retry.pk != first.pk and retry.state == "pending"
+    assert retry.evidence["retry_of"] == first.pk and retry.evidence["attempt"] == 2
+    assert "within the progress deadline" in retry.evidence["previous_error"]
+    # The data plane catches up (a starved host, a slow controller): the retry completes.
+    world.fake.gateway.accept_automatically()
+    ref = engine.deployment_ref(world.deployment)
+    world.fake.gateway.accept(ref.namespace, ref.name)
+    release = drive(release)
+    assert release.state == "rolled_back"
+    assert world.weights() == {1: 100}
+
+
+def test_a_release_whose_every_rollback_attempt_fails_fails_and_says_to_roll_back_by_hand(
+    promoted_v1, settings
+):
+    settings.RELEASE_ROLLBACK_ATTEMPTS = 2
+    world = promoted_v1
+    release = held_release_rolling_back(world)
+    for _ in range(4):
+        engine.reconcile(release.pk, force=True)
+        clock.advance(DEADLINE + 5)
+    engine.reconcile(release.pk, force=True)
+    release.refresh_from_db()
+    assert release.state == "failed"
+    assert release.rollbacks.count() == 2
+    assert set(release.rollbacks.values_list("state", flat=True)) == {"failed"}
+    step = release.steps.get(kind="fail", outcome="fail")
+    assert "the rollback to v1 failed 2 times" in step.reason
+    assert "roll back by hand" in step.reason
+    assert step.evidence["attempts"] == 2
