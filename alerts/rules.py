@@ -65,6 +65,10 @@ class Rule(StrEnum):
     RELEASE_WAITING = "release_waiting"
 
 
+# Rule alerts that higher apps fire and clear themselves through alerts.lifecycle (reviews/sla.py:
+# one per deployment with review items past their SLA). This sweep neither judges nor resolves
+# them; without this it would resolve them as rules that "no longer exist".
+FOREIGN_RULES = frozenset({"review_sla"})
 RULE_NAMES = frozenset(rule.value for rule in Rule)
 # Rules judged per track from the track's metrics: their alert goes when the track does.
 TRACK_RULES = frozenset({Rule.SLO_BURN, Rule.DRIFT})
@@ -146,6 +150,7 @@ def evaluate_all(now: datetime | None = None) -> int:
         Alert.objects.filter(
             source=AlertSource.RULE, status__in=OPEN_ALERT_STATES, deployment__isnull=False
         )
+        .exclude(rule__in=FOREIGN_RULES)
         .select_related("team")
         .order_by("id")
     ):

@@ -179,6 +179,8 @@ SPECTACULAR_SETTINGS = {
         "IncidentStatusEnum": "alerts.models.IncidentStatus",
         "EscalationTargetEnum": "alerts.models.EscalationTarget",
         "AlertmanagerStatusEnum": ["firing", "resolved"],  # Alertmanager's own alert states
+        "ReviewStatusEnum": "reviews.models.ReviewStatus",
+        "ReviewDecisionEnum": "reviews.models.Decision",
     },
 }
 
@@ -228,12 +230,36 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "alerts.escalate",
         "schedule": float(os.environ.get("ALERTS_ESCALATION_INTERVAL_SECONDS", 30)),
     },
+    # Review items past their SLA: marked, and one alert per deployment fired or cleared.
+    "reviews.check_sla": {
+        "task": "reviews.check_sla",
+        "schedule": float(os.environ.get("REVIEWS_SLA_CHECK_SECONDS", 60)),
+    },
+    # Claims whose lease ran out go back to the queue.
+    "reviews.expire_claims": {
+        "task": "reviews.expire_claims",
+        "schedule": float(os.environ.get("REVIEWS_CLAIM_EXPIRY_SECONDS", 60)),
+    },
+    # Outcome deliveries whose message was lost are sent again.
+    "reviews.requeue_callbacks": {
+        "task": "reviews.requeue_callbacks",
+        "schedule": float(os.environ.get("REVIEWS_CALLBACK_REQUEUE_SECONDS", 300)),
+    },
+    # Input summaries of decided items past the retention are deleted.
+    "reviews.purge_summaries": {
+        "task": "reviews.purge_summaries",
+        "schedule": float(os.environ.get("REVIEWS_PURGE_SECONDS", 3600)),
+    },
 }
 # A fingerprint that fires again within this time of resolving reopens its alert.
 ALERTS_REOPEN_WINDOW_SECONDS = float(os.environ.get("ALERTS_REOPEN_WINDOW_SECONDS", 3600))
 # The control plane's release rules (alerts/rules.py, docs/alert-rules.md): a release that failed
 # or was rolled back automatically keeps alerting this long unless a newer release starts; a
 # release that waits for a person (approval, a paused decision) alerts after this long.
+# A release's rollback that fails (its target never ready, or the switch never served before the
+# progress deadline) starts again from the beginning, this many attempts in all; then the release
+# fails and alerts (deployments/engine/rollback.py).
+RELEASE_ROLLBACK_ATTEMPTS = int(os.environ.get("RELEASE_ROLLBACK_ATTEMPTS", 3))
 ALERTS_RELEASE_FAILED_LOOKBACK_SECONDS = float(
     os.environ.get("ALERTS_RELEASE_FAILED_LOOKBACK_SECONDS", 24 * 3600)
 )
@@ -250,15 +276,41 @@ ALERTS_AUTO_INCIDENT_SEVERITY = os.environ.get("ALERTS_AUTO_INCIDENT_SEVERITY", 
 # An incident's timeline reaches this far before it opened (or its first alert started).
 INCIDENT_LOOKBACK_SECONDS = float(os.environ.get("INCIDENT_LOOKBACK_SECONDS", 3600))
 
+# Review submissions and outcome callbacks (reviews/submission.py, reviews/callbacks.py): the
+# largest submission body (larger -> 413), and the signed POST of a decided outcome: attempts
+# in all, the first wait before a retry (doubling after each failure) and its cap, and the
+# timeout of one call (short: a slow receiver must not hold a worker).
+REVIEWS_MAX_SUBMISSION_BYTES = int(os.environ.get("REVIEWS_MAX_SUBMISSION_BYTES", 64 * 1024))
+REVIEWS_CALLBACK_MAX_ATTEMPTS = int(os.environ.get("REVIEWS_CALLBACK_MAX_ATTEMPTS", 8))
+REVIEWS_CALLBACK_BACKOFF_SECONDS = float(os.environ.get("REVIEWS_CALLBACK_BACKOFF_SECONDS", 30))
+REVIEWS_CALLBACK_BACKOFF_MAX_SECONDS = float(
+    os.environ.get("REVIEWS_CALLBACK_BACKOFF_MAX_SECONDS", 3600)
+)
+REVIEWS_CALLBACK_TIMEOUT_SECONDS = float(os.environ.get("REVIEWS_CALLBACK_TIMEOUT_SECONDS", 5))
+# Review queues (reviews/sla.py, reviews/claims.py, reviews/retention.py): how often beat checks
+# SLAs, expires lapsed claims and purges input summaries; how long a decided item keeps its input
+# summary (days from its arrival; the decision stays); and how many rows one transaction of
+# those sweeps touches.
+REVIEWS_SLA_CHECK_SECONDS = float(os.environ.get("REVIEWS_SLA_CHECK_SECONDS", 60))
+REVIEWS_CLAIM_EXPIRY_SECONDS = float(os.environ.get("REVIEWS_CLAIM_EXPIRY_SECONDS", 60))
+REVIEWS_PURGE_SECONDS = float(os.environ.get("REVIEWS_PURGE_SECONDS", 3600))
+REVIEWS_RETENTION_DAYS = float(os.environ.get("REVIEWS_RETENTION_DAYS", 90))
+REVIEWS_SLA_BATCH = int(os.environ.get("REVIEWS_SLA_BATCH", 500))
+REVIEWS_CLAIM_EXPIRY_BATCH = int(os.environ.get("REVIEWS_CLAIM_EXPIRY_BATCH", 500))
+REVIEWS_PURGE_BATCH = int(os.environ.get("REVIEWS_PURGE_BATCH", 500))
+
 # /metrics of the control plane: readable from loopback, by staff and read tokens; or by anyone.
 METRICS_ALLOW_ANONYMOUS = env_bool("METRICS_ALLOW_ANONYMOUS", False)
+# Collectors of higher layers that /metrics also exports (monitoring/api/exporter.py never imports
+# them): dotted paths to prometheus_client Collector classes taking no arguments.
+METRICS_EXTRA_COLLECTORS = ["reviews.metrics.ReviewCollector"]
 # Where people reach the portal (links in notifications).
 PORTAL_URL = os.environ.get("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-# The analysis port's implementation (deployments/analysis.py): a dotted path to a class.
-MODELPLANE_ANALYZER = os.environ.get(
-    "MODELPLANE_ANALYZER", "monitoring.analyzer.MonitoringAnalyzer"
-)
+# The analysis port's implementation (deployments/analysis.py): a dotted path to a class. The
+# default is monitoring's analysis plus the human-review gate (a canary overridden more often
+# than stable fails), which only applies where the release's config has a review policy.
+MODELPLANE_ANALYZER = os.environ.get("MODELPLANE_ANALYZER", "reviews.analysis.OverrideRateAnalyzer")
 # How often Celery beat sweeps active releases and rollbacks (a lost message only delays).
 SWEEP_INTERVAL_SECONDS = float(os.environ.get("SWEEP_INTERVAL_SECONDS", 10))
 

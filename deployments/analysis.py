@@ -1,13 +1,15 @@
 """The engine's analysis port: at each canary (or shadow) step it asks for a verdict with
 evidence. Pass moves on, fail rolls back, inconclusive pauses and asks a human. The engine owns
 this interface and never imports monitoring: the implementation (monitoring.analyzer, which asks
-Prometheus or the local scrape source) is wired by settings.MODELPLANE_ANALYZER. No
-implementation may ever turn missing data into a pass."""
+Prometheus or the local scrape source, wrapped by reviews.analysis, which adds the human-review
+gate) is wired by settings.MODELPLANE_ANALYZER. No implementation may ever turn missing data into
+a pass."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -66,6 +68,13 @@ class AnalysisRequest:
     max_cost_increase: float | None = None
     # How often the metrics source scrapes: the shortest interval worth comparing is two.
     metrics_scrape_interval_seconds: float = 15.0
+    # The release config's `review_policy` as stored (deployments/review_policy.py). An enabled
+    # policy adds the human-review gate (reviews.analysis: the canary's override rate against
+    # stable's); {} leaves it out.
+    review_policy: dict[str, Any] = field(default_factory=dict)
+    # When the release was created. Evidence that accumulates over a whole release rather than
+    # one window (people decide reviews hours after the prediction) is counted from here.
+    release_created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -81,5 +90,6 @@ class Analyzer(Protocol):
 
 def analyzer() -> Analyzer:
     """The configured analyzer: settings.MODELPLANE_ANALYZER, a dotted path to a class with no
-    arguments (monitoring.analyzer.MonitoringAnalyzer unless a test scripts its own)."""
+    arguments (reviews.analysis.OverrideRateAnalyzer, which delegates the metrics to
+    monitoring.analyzer.MonitoringAnalyzer, unless a test scripts its own)."""
     return import_string(settings.MODELPLANE_ANALYZER)()

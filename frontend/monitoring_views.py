@@ -1,7 +1,8 @@
 """Monitoring pages: the overview of every visible deployment (worst first) and one deployment's
-tiles per track, both refreshed in place by HTMX every 10 seconds; the overview names each
-failing deployment's open alert and its owner. Thin views over monitoring.selectors (and
-alerts.selectors); they never query a metrics source or the database themselves.
+tiles per track (and its human-review rates per version), both refreshed in place by HTMX every
+10 seconds; the overview names each failing deployment's open alert and its owner. Thin views
+over monitoring.selectors (and alerts.selectors, reviews.outcomes); they never query a metrics
+source or the database themselves.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from alerts import selectors as alert_selectors
 from monitoring import selectors
 from monitoring.health import Health
+from reviews import outcomes as review_outcomes
 
 from .views import is_htmx, page
 
@@ -84,7 +86,14 @@ def monitoring_overview(request: HttpRequest) -> HttpResponse:
 def deployment_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
     form, label, seconds, status = _window(request)
     health = selectors.deployment_monitoring(request.user, pk, seconds)
-    context = {"form": form, "window": label, "health": health, "deployment": health.deployment}
+    context = {
+        "form": form,
+        "window": label,
+        "health": health,
+        "deployment": health.deployment,
+        # Review, override and appeal rates per version (one query; none without a policy).
+        "reviews": review_outcomes.review_tiles(health, seconds),
+    }
     return _respond(
         request,
         "frontend/monitoring/deployment.html",

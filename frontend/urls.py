@@ -4,7 +4,7 @@ LOGIN_REDIRECT_URL="models") and later apps link to; never rename one without it
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import alert_views, deployment_views, monitoring_views, views
+from . import alert_views, deployment_views, monitoring_views, review_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -86,4 +86,13 @@ urlpatterns += [
     path("incidents/", alert_views.incident_list, name="incidents"),
     path("incidents/<int:pk>/", alert_views.incident_detail, name="incident-detail"),
     path("incidents/<int:pk>/<slug:verb>/", alert_views.incident_action, name="incident-action"),
+]
+
+# Human review queues (frontend/review_views.py). "next/" before the item: a ref never reads
+# "next" (refs start with "rv_").
+urlpatterns += [
+    path("reviews/", review_views.review_queue, name="reviews"),
+    path("reviews/next/", review_views.review_take_next, name="review-take-next"),
+    path("reviews/<slug:ref>/", review_views.review_detail, name="review-detail"),
+    path("reviews/<slug:ref>/<slug:verb>/", review_views.review_action, name="review-action"),
 ]

@@ -423,3 +423,117 @@ def release_paused_inconclusive(release: Release, reason: str) -> Release:
         evidence={"verdict": "inconclusive", "reasons": [reason]},
     )
     return release
+
+
+# Reviews (queue) -----------------------------------------------------------------------------
+# Builders for the review queue's tests: reviewers, and items as a submission would have stored
+# them (test set-up only: no policy check, no history event).
+
+QUEUE_POLICY = {"all": True, "sla_minutes": 240, "claim_minutes": 30}
+
+
+def reviewer_in(team: Team, username: str, *, role: str = "viewer", reviewer: bool = True) -> Any:
+    """A member of `team` with the reviewer duty (or, with reviewer=False, without it)."""
+    user = UserFactory(username=username)
+    Membership.objects.update_or_create(
+        team=team, user=user, defaults={"role": role, "is_reviewer": reviewer}
+    )
+    forget_roles(user)
+    return user
+
+
+def review_deployment_of(
+    team: Team,
+    *,
+    name: str = "credit-scorer",
+    environment: str = "production",
+    policy: dict[str, Any] | None = None,
+) -> Deployment:
+    """A deployment of a new model of `team` whose config holds a review policy (by default:
+    every prediction, a 4-hour SLA, 30-minute claims), with version 1 stable."""
+    model = RegisteredModelFactory(team=team, name=name, risk_tier="high")
+    version = ModelVersionFactory(model=model, number=1)
+    env = Environment.objects.filter(name=environment).first() or environment_of(environment)
+    return deployment_of(
+        model, env, stable=version, review_policy=policy if policy is not None else QUEUE_POLICY
+    )
+
+
+def queued_item_of(deployment: Deployment, **fields: Any) -> Any:
+    """A review item of `deployment` as submitted (pending, level 1, due in four hours unless
+    told otherwise), with a unique ref and request id."""
+    review_item = deployment.review_items.model  # ReviewItem, without importing a higher app
+    number = review_item.objects.count() + 1
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "ref": f"rv_queue{number:012d}test",
+        "team_id": deployment.model.team_id,
+        "deployment": deployment,
+        "model_version": deployment.stable_version or ModelVersionFactory(model=deployment.model),
+        "config_revision": deployment.config.revision if deployment.config else None,
+        "track": "stable",
+        "request_id": f"req-{number}",
+        "mode": "held",
+        "reason": "high_risk",
+        "prediction": {"label": "declined", "probabilities": {"approved": 0.4, "declined": 0.6}},
+        "confidence": 0.6,
+        "input_summary": {"income": 52000, "region": "north"},
+        "sla_deadline": now + timedelta(hours=4),
+    }
+    values.update(fields)
+    return review_item.objects.create(**values)
+
+
+# Reviews (submission) ------------------------------------------------------------------------
+# The submission API's body, and items already decided. `decided_item_of` sets the decision's
+# fields as reviews.decisions.decide leaves them (test set-up only: no claim, no history, no
+# callback), so submission, appeal and callback tests do not depend on the deciding code path.
+
+
+_submissions = [0]  # bodies made so far in this process: each gets its own ref and request id
+
+
+def submission_body(deployment: Deployment, **changes: Any) -> dict[str, Any]:
+    """A valid POST /api/v1/reviews/ body for `deployment` (its stable version, else 1), with a
+    fresh ref and request id; `changes` replace fields."""
+    _submissions[0] += 1
+    number = _submissions[0]
+    version = deployment.stable_version.number if deployment.stable_version else 1
+    body: dict[str, Any] = {
+        "ref": f"rv_submission{number:010d}",
+        "deployment": deployment.pk,
+        "model": deployment.model.name,
+        "version": version,
+        "track": "stable",
+        "request_id": f"req-submission-{number}",
+        "mode": "held",
+        "reason": "low_confidence",
+        "prediction": {"label": "declined", "probabilities": {"approved": 0.41, "declined": 0.59}},
+        "confidence": 0.59,
+        "input_summary": {"income": 52000, "region": "north", "employment": "self-employed"},
+        "explanation": {"top_features": [["income", -0.31], ["region", 0.05]]},
+    }
+    body.update(changes)
+    return body
+
+
+def decided_item_of(
+    deployment: Deployment,
+    decider: Any,
+    *,
+    decision: str = "confirm",
+    output: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Any:
+    """A level-1 item of `deployment` decided by `decider`: confirmed (the final output is the
+    prediction) or overridden with `output`."""
+    item = queued_item_of(deployment, **fields)
+    item.status = "decided"
+    item.decision = decision
+    item.final_output = item.prediction if decision == "confirm" else output
+    item.decision_reason = "checked the income and the region"
+    item.decided_by = decider
+    item.decided_at = timezone.now()
+    item.first_decided_by = decider
+    item.save()
+    return item

@@ -8,6 +8,7 @@ from tests.deployments_api.test_query_counts import ENDPOINTS as DEPLOYMENT_ENDP
 from tests.frontend.test_query_counts import PAGES as REGISTRY_PAGES
 from tests.frontend_alerts.test_query_counts import PAGES as ALERT_PAGES
 from tests.frontend_deployments.test_query_counts import PAGES as DEPLOYMENT_PAGES
+from tests.frontend_reviews.test_query_counts import PAGES as REVIEW_PAGES
 from tests.monitoring_api.test_deployment_health import ENDPOINT as DEPLOYMENT_HEALTH
 from tests.monitoring_api.test_monitoring_overview import ENDPOINT as MONITORING_OVERVIEW
 from tests.registry.test_query_counts import ENDPOINTS
@@ -23,5 +24,6 @@ def test_every_recorded_count_is_still_measured():
         | set(DEPLOYMENT_ENDPOINTS)
         | set(ALERT_ENDPOINTS)
         | set(ALERT_PAGES)
+        | set(REVIEW_PAGES)
     )
     assert set(recorded_counts()) == measured

@@ -322,6 +322,8 @@ def _analyze(ctx: StepContext, step: AnalyzeStep) -> Outcome:
         },
         traffic=ctx.release.traffic or {},
         max_cost_increase=step.max_cost_increase,
+        review_policy=dict(config.review_policy or {}),
+        release_created_at=ctx.release.created_at,
     )
     try:
         result = analyzer().analyze(request)
