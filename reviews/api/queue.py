@@ -162,11 +162,11 @@ class HistoryView(APIView):
 
 
 urlpatterns = [
-    path("reviews/queue", QueueView.as_view(), name="review-queue"),
-    path("reviews/claim-next", ClaimNextView.as_view(), name="review-claim-next"),
-    path("reviews/<str:ref>/review", ReviewView.as_view(), name="review-detail"),
-    path("reviews/<str:ref>/claim", ClaimView.as_view(), name="review-claim"),
-    path("reviews/<str:ref>/release", ReleaseView.as_view(), name="review-release"),
-    path("reviews/<str:ref>/decide", DecideView.as_view(), name="review-decide"),
-    path("reviews/<str:ref>/history", HistoryView.as_view(), name="review-history"),
+    path("reviews/queue", QueueView.as_view(), name="api-review-queue"),
+    path("reviews/claim-next", ClaimNextView.as_view(), name="api-review-claim-next"),
+    path("reviews/<str:ref>/review", ReviewView.as_view(), name="api-review-detail"),
+    path("reviews/<str:ref>/claim", ClaimView.as_view(), name="api-review-claim"),
+    path("reviews/<str:ref>/release", ReleaseView.as_view(), name="api-review-release"),
+    path("reviews/<str:ref>/decide", DecideView.as_view(), name="api-review-decide"),
+    path("reviews/<str:ref>/history", HistoryView.as_view(), name="api-review-history"),
 ]
