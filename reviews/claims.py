@@ -104,14 +104,19 @@ def claim(*, actor: Actor, item: ReviewItem) -> ReviewItem:
         refusal = selectors.take_refusal(item, actor.user, now)
         if refusal is not None:
             raise refusal
-        take(item, actor, now)
-        audit.record(
-            actor=actor,
-            action="review.claim",
-            target=item,
-            after={"claim_expires_at": item.claim_expires_at.isoformat(), "level": item.level},
-        )
+        _claimed(item, actor, now)
     return item
+
+
+def _claimed(item: ReviewItem, actor: Actor, now: datetime) -> None:
+    """Take the (locked) item for the actor and audit it: the end of both ways to claim."""
+    take(item, actor, now)
+    audit.record(
+        actor=actor,
+        action="review.claim",
+        target=item,
+        after={"claim_expires_at": item.claim_expires_at.isoformat(), "level": item.level},
+    )
 
 
 def claim_next(
@@ -147,13 +152,7 @@ def claim_next(
         )
         if item is None:
             return None
-        take(item, actor, now)
-        audit.record(
-            actor=actor,
-            action="review.claim",
-            target=item,
-            after={"claim_expires_at": item.claim_expires_at.isoformat(), "level": item.level},
-        )
+        _claimed(item, actor, now)
     return item
 
 

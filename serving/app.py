@@ -6,6 +6,10 @@ metrics and logs; what a body must look like and what a response says live in `s
 Inputs are validated against the manifest's schema before the model sees them. It must never log
 or export a request payload or a prediction value, and never import Django or the control plane:
 it is a separate deployable.
+
+With a review policy (MODELPLANE_REVIEW_POLICY) every predicted batch also passes through
+`serving.review`: held rows answer 202 "pending review", and selected rows are queued for the
+control plane through the on-disk outbox. Without one, nothing on the request path changes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from starlette.routing import Route
 from serving.config import ServingSettings, resolve_artifact
 from serving.faults import FaultSettings, FaultSwitch
 from serving.metrics import ServingMetrics
+from serving.outbox import OutboxUnavailable
 from serving.packaging import LoadedModel, PackageError, Prediction, load_package
 from serving.protocol import (
     JSON,
@@ -40,6 +45,13 @@ from serving.protocol import (
     problem,
     read_body,
     request_id_for,
+)
+from serving.review import (
+    Reviewer,
+    ReviewUnavailable,
+    build_reviewer,
+    hold_infer_payload,
+    hold_predict_payload,
 )
 from serving.validation import (
     FieldError,
@@ -58,6 +70,10 @@ INLINE_MAX_ROWS = 32
 ParseRequest = Callable[[Any, InstanceValidator], tuple[dict[str, list], Any]]
 # (model, name, version, prediction, parsed options, request id) to a response body.
 RenderResponse = Callable[[LoadedModel, str, str, Prediction, Any, str], dict[str, Any]]
+# (response body, the held rows' reviews) to the pending-review body of that endpoint.
+HoldResponse = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
+# How long a caller should wait before retrying when held rows cannot be queued (503).
+REVIEW_RETRY_AFTER_SECONDS = 30
 
 
 class InjectedFault(Exception):
@@ -72,6 +88,8 @@ class ServedModel:
     name: str
     validator: InstanceValidator
     metrics: ServingMetrics
+    # Set when a review policy is configured; None keeps the request path exactly as without.
+    reviewer: Reviewer | None = None
 
 
 @dataclass
@@ -171,6 +189,23 @@ def create_app(
             state.failure = "load_error"
             log.error("model_load_failed", reason=state.failure, error_type=type(exc).__name__)
             return
+        if settings.review is not None:
+            try:
+                served.reviewer = await anyio.to_thread.run_sync(
+                    lambda: build_reviewer(
+                        settings.review,  # type: ignore[arg-type]
+                        model=served.model,
+                        name=served.name,
+                        track=settings.track,
+                        metrics=served.metrics.review_metrics(),
+                        log=log,
+                    )
+                )
+            except OutboxUnavailable as exc:
+                # Held predictions would have nowhere to go: never become ready without it.
+                state.failure = "review_outbox_unavailable"
+                log.error("model_load_failed", reason=state.failure, error=str(exc))
+                return
         state.served = served
         log.info(
             "model_ready",
@@ -188,6 +223,10 @@ def create_app(
         yield
         if not task.done():
             task.cancel()
+        served = state.served
+        if served is not None and served.reviewer is not None:
+            # Waits for the submission in flight (bounded by its timeout); the rest stays queued.
+            await anyio.to_thread.run_sync(served.reviewer.close)
 
     app = FastAPI(
         title="modelplane inference service",
@@ -258,7 +297,11 @@ def create_app(
     # ---- prediction
 
     async def serve(
-        request: Request, endpoint: str, parse: ParseRequest, render: RenderResponse
+        request: Request,
+        endpoint: str,
+        parse: ParseRequest,
+        render: RenderResponse,
+        hold: HoldResponse,
     ) -> Response:
         started = time.perf_counter()
         request_id = request_id_for(request)
@@ -270,6 +313,7 @@ def create_app(
         status = 200
         reason: str | None = None
         rows = 0
+        held_rows = 0
         columns: dict[str, list] = {}
         prediction: Prediction | None = None
         try:
@@ -297,10 +341,32 @@ def create_app(
                     options,
                     request_id,
                 )
+                reviewer = served.reviewer
+                if reviewer is not None:
+                    pending = reviewer.select(columns, prediction, request_id)
+                    if pending is not None:
+                        # The outbox write waits for the disk, never for the network; in a
+                        # thread, so a slow disk does not stall other requests on this loop.
+                        reviews = await anyio.to_thread.run_sync(reviewer.queue, pending)
+                        if reviews is not None:
+                            status, held_rows = 202, len(reviews)
+                            payload = hold(payload, reviews)
         except Rejection as exc:
             status, reason = exc.status, exc.reason
             served.metrics.observe_rejection(reason)
             payload = problem(status, exc.errors)
+        except ReviewUnavailable as exc:
+            status, reason = 503, "review_unavailable"
+            payload = problem(
+                503,
+                [
+                    FieldError(
+                        "",
+                        reason,
+                        f"held predictions cannot be queued for review ({exc.reason}); retry later",
+                    )
+                ],
+            )
         except InjectedFault:
             status, reason = 500, "injected_fault"
             payload = problem(500, [FieldError("", reason, "fault injected by /-/faults")])
@@ -314,7 +380,7 @@ def create_app(
             payload = problem(500, [FieldError("", reason, "prediction failed")])
         elapsed = time.perf_counter() - started
         served.metrics.observe_request(endpoint, status, elapsed)
-        if prediction is not None and status == 200:
+        if prediction is not None and (status == 200 or status == 202):
             served.metrics.observe_batch(columns, prediction.labels)
         log.info(
             "request",
@@ -325,19 +391,27 @@ def create_app(
             endpoint=endpoint,
             status=status,
             rows=rows,
+            held_rows=held_rows,
             latency_ms=round(elapsed * 1000, 3),
             rejection_reason=reason,
         )
-        return _json(payload, status, request_id)
+        response = _json(payload, status, request_id)
+        if reason == "review_unavailable":
+            response.headers["Retry-After"] = str(REVIEW_RETRY_AFTER_SECONDS)
+        return response
 
     async def predict(request: Request) -> Response:
-        return await serve(request, "predict", parse_predict_request, predict_response)
+        return await serve(
+            request, "predict", parse_predict_request, predict_response, hold_predict_payload
+        )
 
     async def infer(request: Request) -> Response:
         served = model_or_404(request.path_params["name"])
         if isinstance(served, Response):
             return served
-        return await serve(request, "infer", parse_infer_request, infer_response)
+        return await serve(
+            request, "infer", parse_infer_request, infer_response, hold_infer_payload
+        )
 
     # The hot paths are plain Starlette routes matched first: FastAPI's dependency resolution
     # and a walk past the other routes cost about as much as validating a row.

@@ -300,6 +300,15 @@ class ServingMetrics:
     def feature_histogram(self, feature: str) -> BucketHistogram:
         return self._numeric[feature]
 
+    def review_metrics(self) -> ReviewMetrics:
+        """The human review metrics of this model version, in the same registry (or the same
+        multiprocess files) so one scrape of /metrics shows them."""
+        return ReviewMetrics(
+            model=self.model,
+            version=self.version,
+            registry=None if self.multiprocess else self.registry,
+        )
+
     # ---- exposition
 
     def render(self) -> tuple[bytes, str]:
@@ -308,3 +317,95 @@ class ServingMetrics:
             MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+REVIEW_SELECTION_REASONS = ("high_risk", "low_confidence", "class_listed", "sampled")
+OUTBOX_DROP_REASONS = ("full", "rejected", "error")
+
+
+class ReviewMetrics:
+    """Human review in the serving process: how many predictions the policy selected (by mode and
+    reason) and what the outbox did with them. Counters add up: every queued item is eventually
+    sent, rejected (dropped, reason="rejected") or still in the outbox (the depth gauge); items
+    refused at the door are dropped with reason="full" (or "error" when the disk failed) and were
+    never queued. Implements serving.outbox.OutboxObserver."""
+
+    def __init__(self, *, model: str, version: str, registry: CollectorRegistry | None) -> None:
+        mv = (model, version)
+        self._model = model
+        self._version = version
+        self._selected = Counter(
+            "modelplane_review_predictions_total",
+            "Predictions the review policy selected, by mode (held/audited) and reason",
+            ["model", "version", "mode", "reason"],
+            registry=registry,
+        )
+        self._queued = Counter(
+            "modelplane_review_outbox_queued_total",
+            "Review items written to the outbox",
+            ["model", "version"],
+            registry=registry,
+        ).labels(*mv)
+        self._sent = Counter(
+            "modelplane_review_outbox_sent_total",
+            "Review items the control plane accepted (2xx)",
+            ["model", "version"],
+            registry=registry,
+        ).labels(*mv)
+        self._retried = Counter(
+            "modelplane_review_outbox_retried_total",
+            "Submissions that failed in a way worth retrying (connection error, timeout, 5xx, "
+            "408, 429, 401, 403) and will be tried again",
+            ["model", "version"],
+            registry=registry,
+        ).labels(*mv)
+        dropped = Counter(
+            "modelplane_review_outbox_dropped_total",
+            "Review items given up: full (outbox at its bound, never queued), rejected "
+            "(a permanent 4xx from the control plane), error (the outbox file failed)",
+            ["model", "version", "reason"],
+            registry=registry,
+        )
+        self._dropped = {reason: dropped.labels(*mv, reason) for reason in OUTBOX_DROP_REASONS}
+        self._depth = Gauge(
+            "modelplane_review_outbox_depth",
+            "Review items waiting in the outbox to be sent",
+            ["model", "version"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        ).labels(*mv)
+        self._selected_children: dict[tuple[str, str], Any] = {}
+        for mode in ("held", "audited"):
+            for reason in REVIEW_SELECTION_REASONS:
+                self._selected_child(mode, reason).inc(0)
+        for child in (self._queued, self._sent, self._retried, *self._dropped.values()):
+            child.inc(0)
+        self._depth.set(0)
+
+    def _selected_child(self, mode: str, reason: str) -> Any:
+        key = (mode, reason)
+        child = self._selected_children.get(key)
+        if child is None:
+            child = self._selected.labels(self._model, self._version, mode, reason)
+            self._selected_children[key] = child
+        return child
+
+    def selected(self, mode: str, reason: str, count: int = 1) -> None:
+        self._selected_child(mode, reason).inc(count)
+
+    # ---- serving.outbox.OutboxObserver
+
+    def queued(self, count: int) -> None:
+        self._queued.inc(count)
+
+    def sent(self) -> None:
+        self._sent.inc()
+
+    def retried(self) -> None:
+        self._retried.inc()
+
+    def dropped(self, reason: str, count: int = 1) -> None:
+        self._dropped[reason].inc(count)
+
+    def depth(self, value: int) -> None:
+        self._depth.set(value)

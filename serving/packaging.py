@@ -5,6 +5,11 @@ Writes packages (`package_sklearn`), profiles reference data (`baseline_profile`
 from the expected one, and never unpickle or skops-load types outside an explicit allow-list.
 This module is shared by the inference service and the tooling that builds packages; it must not
 import Django or anything from the control plane.
+
+For human review a package may declare `review_summary` (the features kept in a review item's
+input summary; every other feature is never sent) and `review_explanation`
+("linear_contributions": per-feature contributions of a linear model, for the summary's features
+only, so an explanation never reveals a feature the summary leaves out).
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ DEFAULT_BINS = 10
 # skops refuses any type it does not trust by default; these are the extra types we accept.
 # Everything else (custom classes, functions, arbitrary builtins) makes loading fail loudly.
 SKOPS_TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
+
+# The review API takes at most 50 input summary fields per item.
+REVIEW_SUMMARY_MAX_FIELDS = 50
+EXPLANATION_METHODS: tuple[str, ...] = ("linear_contributions",)
 
 # A package is small (a manifest and one model); refuse zip members that inflate beyond this.
 MAX_MEMBER_BYTES = 1024 * 1024 * 1024
@@ -99,6 +108,9 @@ class Prediction:
 
     labels: list[Any]
     probabilities: np.ndarray | None = None
+    # The batch as the final estimator saw it (after preprocessing); kept only when the package
+    # declares an explanation, so explaining a row costs a dot product, not a second transform.
+    model_inputs: Any = field(default=None, repr=False)
 
 
 @dataclass
@@ -130,9 +142,19 @@ class LoadedModel:
     def classes(self) -> list[Any]:
         return list(self.manifest.get("classes") or [])
 
+    @property
+    def review_summary(self) -> tuple[str, ...]:
+        """The features a review item's input summary keeps (none when undeclared)."""
+        return tuple(self.manifest.get("review_summary") or ())
+
     def predict_columns(self, columns: Mapping[str, Sequence[Any]]) -> Prediction:
         """Predict from one sequence of values per feature (all the same length)."""
         return self._runner.predict(columns)
+
+    def explain(self, prediction: Prediction, row: int) -> dict[str, Any] | None:
+        """The explanation of one predicted row for a reviewer, or None when the package declares
+        none (or its format cannot provide one)."""
+        return self._runner.explain(prediction, row)
 
 
 # --------------------------------------------------------------------------- digests
@@ -340,11 +362,16 @@ def package_sklearn(
     out_path: str | Path,
     format: PackageFormat = "sklearn-skops",
     example_rows: int = 3,
+    review_summary: Sequence[str] | None = None,
+    review_explanation: bool = False,
 ) -> PackageInfo:
     """Package a fitted scikit-learn Pipeline (preprocessing included) with its manifest.
 
     `X_ref` is reference data as a 2-D array whose columns follow `features` (what the pipeline
     takes); it yields the input schema bounds, the baseline profile and the example requests.
+    `review_summary` names the features a human review item may carry (nothing else is ever
+    sent); `review_explanation` adds linear contributions of those features (sklearn-skops
+    packages of a linear model only: anything else is refused here, not at serving time).
     """
     from sklearn.base import is_classifier
 
@@ -388,6 +415,17 @@ def package_sklearn(
     }
     if task == "classification":
         manifest["classes"] = classes
+    if review_summary is not None:
+        manifest["review_summary"] = list(review_summary)
+    if review_explanation:
+        manifest["review_explanation"] = "linear_contributions"
+    _check_review_declaration(manifest)
+    if review_explanation:
+        if format != "sklearn-skops":
+            raise PackageError(
+                "unsupported_explanation", "review explanations need the sklearn-skops format"
+            )
+        _LinearExplainer(pipeline, manifest)
 
     if format == "sklearn-skops":
         import skops.io as sio
@@ -428,12 +466,161 @@ def _check_manifest(manifest: Any) -> dict[str, Any]:
         raise PackageError("invalid_manifest", f"unknown task {manifest['task']!r}")
     if manifest["task"] == "classification" and not manifest.get("classes"):
         raise PackageError("invalid_manifest", "a classifier's manifest must list its classes")
+    _check_review_declaration(manifest)
     return manifest
+
+
+def _check_review_declaration(manifest: Mapping[str, Any]) -> None:
+    summary = manifest.get("review_summary")
+    if summary is not None:
+        names = manifest["feature_names"]
+        if (
+            not isinstance(summary, list)
+            or len(summary) > REVIEW_SUMMARY_MAX_FIELDS
+            or any(not isinstance(n, str) or n not in names or len(n) > 100 for n in summary)
+            or len(set(summary)) != len(summary)
+        ):
+            raise PackageError(
+                "invalid_manifest",
+                f"review_summary must list at most {REVIEW_SUMMARY_MAX_FIELDS} distinct "
+                "feature names of the package (of at most 100 characters)",
+            )
+    method = manifest.get("review_explanation")
+    if method is not None:
+        if method not in EXPLANATION_METHODS:
+            raise PackageError(
+                "invalid_manifest", f"review_explanation must be one of {EXPLANATION_METHODS}"
+            )
+        if not summary:
+            raise PackageError(
+                "invalid_manifest",
+                "review_explanation needs a review_summary: it explains only the summary's "
+                "features",
+            )
 
 
 class _Runner:
     def predict(self, columns: Mapping[str, Sequence[Any]]) -> Prediction:
         raise NotImplementedError
+
+    def explain(self, prediction: Prediction, row: int) -> dict[str, Any] | None:
+        return None
+
+
+def _column_indices(columns: Any, names: Sequence[str]) -> np.ndarray:
+    """A ColumnTransformer's column selection as indices into the package's features."""
+    if isinstance(columns, str):
+        columns = [columns]
+    if isinstance(columns, list | tuple) and columns and all(isinstance(c, str) for c in columns):
+        return np.asarray([list(names).index(c) for c in columns])
+    if callable(columns):
+        raise PackageError(
+            "unsupported_explanation", "callable column selections cannot be explained"
+        )
+    return np.atleast_1d(np.arange(len(names))[columns])
+
+
+def _column_owners(transformer: Any, names: Sequence[str]) -> np.ndarray:
+    """For each output column of a fitted ColumnTransformer, the index of the package feature it
+    comes from: one-to-one transformers, single-column transformers (a one-hot encoding of one
+    feature) and one-hot encoders without dropped categories are understood."""
+    slices = transformer.output_indices_
+    owners = np.full(max((sl.stop for sl in slices.values()), default=0), -1)
+    for name, fitted, columns in transformer.transformers_:
+        sl = slices.get(name)
+        if (isinstance(fitted, str) and fitted == "drop") or sl is None or sl.stop == sl.start:
+            continue
+        idx = _column_indices(columns, names)
+        width = sl.stop - sl.start
+        categories = getattr(fitted, "categories_", None)
+        sizes = [len(c) for c in categories] if categories is not None else []
+        if (
+            categories is not None
+            and len(sizes) == len(idx)
+            and getattr(fitted, "drop_idx_", None) is None
+            and sum(sizes) == width
+        ):
+            owners[sl] = np.repeat(idx, sizes)
+        elif len(idx) == 1:
+            owners[sl] = idx[0]
+        elif width == len(idx) and categories is None:
+            owners[sl] = idx
+        else:
+            raise PackageError(
+                "unsupported_explanation",
+                f"cannot tell which features the outputs of step {name!r} come from",
+            )
+    return owners
+
+
+class _LinearExplainer:
+    """Per-feature contributions of a linear final estimator (coef_ x model input, summed over
+    the columns each feature became), restricted to the package's review summary.
+
+    For a binary classifier the contributions are to the log-odds of the predicted class; for a
+    multiclass one, to the predicted class's score; for a regressor, to the predicted value."""
+
+    def __init__(self, pipeline: Any, manifest: Mapping[str, Any]) -> None:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.pipeline import Pipeline
+
+        if not isinstance(pipeline, Pipeline):
+            raise PackageError(
+                "unsupported_explanation", "linear contributions need a scikit-learn Pipeline"
+            )
+        final = pipeline.steps[-1][1]
+        coef = getattr(final, "coef_", None)
+        if coef is None:
+            raise PackageError(
+                "unsupported_explanation",
+                "linear contributions need a final estimator with coef_ (a linear model)",
+            )
+        names = list(manifest["feature_names"])
+        steps = [s for _, s in pipeline.steps[:-1] if s is not None and s != "passthrough"]
+        if not steps:
+            owners = np.arange(len(names))
+        elif len(steps) == 1 and isinstance(steps[0], ColumnTransformer):
+            owners = _column_owners(steps[0], names)
+        else:
+            raise PackageError(
+                "unsupported_explanation",
+                "linear contributions need no preprocessing or a single ColumnTransformer",
+            )
+        self._coef = np.atleast_2d(np.asarray(coef, dtype=float))
+        if self._coef.shape[1] != len(owners):
+            raise PackageError(
+                "unsupported_explanation", "the model's coefficients do not match its inputs"
+            )
+        self._intercept = np.atleast_1d(np.asarray(getattr(final, "intercept_", 0.0), dtype=float))
+        self._classifier = manifest["task"] == "classification"
+        self._groups = [
+            (name, np.flatnonzero(owners == names.index(name)))
+            for name in manifest.get("review_summary") or ()
+        ]
+        self.prefix = pipeline[:-1] if steps else None
+        self.final = final
+
+    def transform(self, X: np.ndarray) -> Any:
+        return X if self.prefix is None else self.prefix.transform(X)
+
+    def explain(self, model_inputs: Any, row: int, class_index: int | None) -> dict[str, Any]:
+        x = model_inputs[row]
+        x = x.toarray() if hasattr(x, "toarray") else x
+        x = np.asarray(x, dtype=float).ravel()
+        if self._coef.shape[0] == 1:
+            # Binary: coef_ points to classes_[1]; the predicted class 0 is its negation.
+            sign = -1.0 if self._classifier and class_index == 0 else 1.0
+            weights, intercept = self._coef[0] * sign, float(self._intercept[0]) * sign
+        else:
+            index = class_index or 0
+            weights, intercept = self._coef[index], float(self._intercept[index])
+        return {
+            "method": "linear_contributions",
+            "intercept": round(intercept, 6),
+            "contributions": {
+                name: round(float(weights[idx] @ x[idx]), 6) for name, idx in self._groups
+            },
+        }
 
 
 class _SklearnRunner(_Runner):
@@ -446,6 +633,9 @@ class _SklearnRunner(_Runner):
             if model_classes != list(manifest["classes"]):
                 raise PackageError("invalid_manifest", "manifest classes differ from the model's")
             self._classes = np.asarray(pipeline.classes_)
+        self._explainer: _LinearExplainer | None = None
+        if manifest.get("review_explanation") == "linear_contributions":
+            self._explainer = _LinearExplainer(pipeline, manifest)
 
     def predict(self, columns: Mapping[str, Sequence[Any]]) -> Prediction:
         import sklearn
@@ -456,11 +646,31 @@ class _SklearnRunner(_Runner):
             X[:, j] = columns[name]
         # Inputs were validated as finite already; skip sklearn's second scan.
         with sklearn.config_context(assume_finite=True):
+            if self._explainer is not None:
+                return self._predict_keeping_inputs(X, self._explainer)
             if self._classifier:
                 proba = np.asarray(self._pipeline.predict_proba(X), dtype=float)
                 labels = self._classes[np.argmax(proba, axis=1)].tolist()
                 return Prediction(labels=labels, probabilities=proba)
             return Prediction(labels=np.asarray(self._pipeline.predict(X), dtype=float).tolist())
+
+    def _predict_keeping_inputs(self, X: np.ndarray, explainer: _LinearExplainer) -> Prediction:
+        # What Pipeline.predict(_proba) does, with the transformed batch kept for explanations.
+        Xt = explainer.transform(X)
+        if self._classifier:
+            proba = np.asarray(explainer.final.predict_proba(Xt), dtype=float)
+            labels = self._classes[np.argmax(proba, axis=1)].tolist()
+            return Prediction(labels=labels, probabilities=proba, model_inputs=Xt)
+        values = np.asarray(explainer.final.predict(Xt), dtype=float).tolist()
+        return Prediction(labels=values, model_inputs=Xt)
+
+    def explain(self, prediction: Prediction, row: int) -> dict[str, Any] | None:
+        if self._explainer is None or prediction.model_inputs is None:
+            return None
+        class_index = None
+        if prediction.probabilities is not None:
+            class_index = int(np.argmax(prediction.probabilities[row]))
+        return self._explainer.explain(prediction.model_inputs, row, class_index)
 
 
 class _OnnxRunner(_Runner):
@@ -543,7 +753,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = [
+    "EXPLANATION_METHODS",
     "PACKAGE_FORMATS",
+    "REVIEW_SUMMARY_MAX_FIELDS",
     "SKOPS_TRUSTED_TYPES",
     "DigestMismatch",
     "FeatureSpec",

@@ -4,14 +4,11 @@ backoff in-process and by a real Celery worker, and no webhook URL in any log.""
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,50 +40,16 @@ from tests.factories import (
     schedule_of,
 )
 from tests.support.celery import celery_worker
+from tests.support.receiver import Receiver
 from tests.support.stopped_clock import stopped_clock
 
 HOOK_ENV = "MODELPLANE_TEST_ALERT_HOOK"
 SECRET = "T0001/B0001/s3cr3t-hook-token"
 
 
-class Hook:
-    """A loopback webhook receiver: answers each POST with the next scripted status (200 once
-    the script runs out) and keeps what it received."""
-
-    def __init__(self) -> None:
-        self.script: list[int] = []
-        self.received: list[dict[str, Any]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.received.append(json.loads(body))
-                status = hook.script.pop(0) if hook.script else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/{SECRET}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Hook:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    def reset(self, *script: int) -> None:
-        self.script = list(script)
-        self.received = []
+def Hook() -> Receiver:
+    """The team's webhook, on loopback: its URL carries the secret, as a Slack hook's does."""
+    return Receiver(f"/services/{SECRET}")
 
 
 def fire(team, fingerprint: str = "slo_burn:1:stable", **fields: Any) -> Alert:  # type: ignore[no-untyped-def]
@@ -130,7 +93,7 @@ def stopped(monkeypatch) -> Iterator[None]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def hook(monkeypatch) -> Iterator[Hook]:  # type: ignore[no-untyped-def]
+def hook(monkeypatch) -> Iterator[Receiver]:  # type: ignore[no-untyped-def]
     with Hook() as server:
         monkeypatch.setenv(HOOK_ENV, server.url)
         yield server
@@ -309,7 +272,7 @@ def test_a_lost_message_is_enqueued_again_by_the_sweep(
 
 
 @pytest.fixture(scope="module")
-def worker_hook() -> Iterator[Hook]:
+def worker_hook() -> Iterator[Receiver]:
     with Hook() as server:
         yield server
 

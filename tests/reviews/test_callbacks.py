@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +25,7 @@ from reviews import callbacks
 from reviews.models import CallbackDelivery, CallbackStatus, ReviewEventKind, ReviewItem
 from tests.factories import SYSTEM, decided_item_of, review_deployment_of
 from tests.support.celery import celery_worker
+from tests.support.receiver import Receiver as BaseReceiver
 from tests.support.stopped_clock import stopped_clock
 
 SECRET_ENV = "MODELPLANE_TEST_REVIEW_CALLBACK_SECRET"
@@ -36,54 +33,9 @@ SECRET = "whsec-test-3f9a1c"
 NOW = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 
 
-@dataclass
-class Call:
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return json.loads(self.body)
-
-
-class Receiver:
-    """A loopback callback receiver: answers each POST with the next scripted status (200 once
-    the script runs out) and keeps the headers and the raw body it received."""
-
-    def __init__(self) -> None:
-        self.script: list[int] = []
-        self.calls: list[Call] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.calls.append(Call(dict(self.headers.items()), body))
-                status = receiver.script.pop(0) if receiver.script else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/reviews"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    def reset(self, *script: int) -> None:
-        self.script = list(script)
-        self.calls = []
+def Receiver() -> BaseReceiver:
+    """The deployment's callback endpoint, on loopback."""
+    return BaseReceiver("/hooks/reviews")
 
 
 def verify(secret: str, header: str, body: bytes) -> int:
@@ -109,7 +61,7 @@ def delivery_of(item: ReviewItem) -> CallbackDelivery:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver() -> Iterator[BaseReceiver]:
     with Receiver() as server:
         yield server
 
@@ -350,7 +302,7 @@ def test_a_lost_message_is_enqueued_again(item, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def worker_receiver() -> Iterator[Receiver]:
+def worker_receiver() -> Iterator[BaseReceiver]:
     with Receiver() as server:
         yield server
 

@@ -189,6 +189,21 @@ class ServiceProcess:
                 self.proc.wait(timeout=10)
 
 
+def wait_every_worker_ready(svc: ServiceProcess, streak: int = 20, timeout: float = 120) -> None:
+    """Readiness is per worker: `streak` fresh connections in a row (spread over the workers by
+    the kernel) must answer ready before a test may count on every request being served."""
+    svc.wait_ready()
+    deadline = time.monotonic() + timeout
+    ready = 0
+    while ready < streak:
+        assert time.monotonic() < deadline, "not every worker became ready"
+        with httpx.Client(base_url=svc.base_url, timeout=10.0) as client:
+            ok = client.get("/v2/health/ready").status_code == 200
+        ready = ready + 1 if ok else 0
+        if not ok:
+            time.sleep(0.1)
+
+
 def service_env(info: PackageInfo, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "SERVING_"))}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

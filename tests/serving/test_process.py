@@ -29,6 +29,7 @@ from tests.serving.conftest import (
     service_env,
     start_service,
     valid_instance,
+    wait_every_worker_ready,
 )
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -95,7 +96,8 @@ def two_workers(tmp_path_factory, packages) -> Iterator[ServiceProcess]:
         tmp_path_factory.mktemp("two-workers"), env, ["--workers", "2", "--loop", "asyncio"]
     )
     try:
-        svc.wait_ready()
+        # Readiness is per worker: wait until both are (a test counts on every request served).
+        wait_every_worker_ready(svc)
         yield svc
     finally:
         svc.stop()
