@@ -20,6 +20,11 @@ from tests.runtime.conftest import (  # noqa: F401  (local_runtime is a fixture)
     SupervisedRuntime,
     local_runtime,
 )
+from tests.serving.test_review_serving import (  # noqa: F401  (module-scoped fixtures)
+    reviewable,
+    reviewable_model,
+    rows,
+)
 from tests.support.prometheus import prometheus_module_factory  # noqa: F401  (fixture)
 
 

@@ -25,12 +25,12 @@ import pytest
 from deployments.engine import binding
 from deployments.models import Deployment
 from reviews.models import Decision, ReviewItem, ReviewStatus
-from serving.demo_model import FEATURES, MODEL_NAME, load_demo_data, sample_requests, train
-from serving.packaging import LoadedModel, PackageInfo, load_package, package_sklearn
+from serving.demo_model import MODEL_NAME
+from serving.packaging import PackageInfo
 from tests.factories import make_token, review_deployment_of, reviewer_in
 from tests.reviews.test_callbacks import verify
 from tests.serving.conftest import ServiceProcess, metric_value, service_env, start_service
-from tests.serving.test_review_serving import _infer
+from tests.serving.test_review_serving import SUMMARY, _infer
 from tests.support.celery import ROOT, celery_worker, stop_process_group, worker_env
 from tests.support.prometheus import free_port
 from tests.support.receiver import Receiver
@@ -40,7 +40,6 @@ pytestmark = pytest.mark.slow
 SECRET_ENV = "E2E_REVIEW_HMAC"
 SECRET = "e2e-review-hmac-secret"
 THRESHOLD = 0.9
-SUMMARY = ["radius_mean", "size_band"]
 WAIT_SECONDS = 60.0
 
 
@@ -103,32 +102,6 @@ class ControlPlane:
             self.proc = None
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> PackageInfo:
-    """The demo classifier, packaged to keep two features in review summaries."""
-    return package_sklearn(
-        train(1),
-        load_demo_data().X,
-        name=MODEL_NAME,
-        features=FEATURES,
-        out_path=tmp_path_factory.mktemp("review-e2e") / "breast-cancer-v1.zip",
-        review_summary=SUMMARY,
-    )
-
-
-@pytest.fixture(scope="module")
-def rows(package: PackageInfo) -> dict[str, list[dict[str, Any]]]:
-    """Rows the model is unsure about (held by the policy) and sure about (answered)."""
-    model: LoadedModel = load_package(package.path, package.digest)
-    candidates = sample_requests(600, seed=23)
-    columns = {s.name: [r[s.name] for r in candidates] for s in FEATURES}
-    confidence = model.predict_columns(columns).probabilities.max(axis=1)
-    low = [r for r, c in zip(candidates, confidence, strict=True) if c < 0.75]
-    sure = [r for r, c in zip(candidates, confidence, strict=True) if c > 0.999]
-    assert len(low) >= 10 and len(sure) >= 10
-    return {"low": low, "sure": sure}
-
-
 @pytest.fixture
 def control_plane(transactional_db: None, tmp_path: Path) -> Iterator[ControlPlane]:
     plane = ControlPlane(tmp_path / "gunicorn.log").start()
@@ -167,7 +140,7 @@ def deployment(team, receiver: Receiver) -> Deployment:  # type: ignore[no-untyp
 def service(
     deployment: Deployment,
     control_plane: ControlPlane,
-    package: PackageInfo,
+    reviewable: PackageInfo,
     team,  # type: ignore[no-untyped-def]
     settings,  # type: ignore[no-untyped-def]
     tmp_path: Path,
@@ -184,7 +157,7 @@ def service(
     }
     _, token = make_token(team, ["write"], name="serving")
     env = service_env(
-        package,
+        reviewable,
         **spec.serving_env,
         MODEL_VERSION="1",
         MODELPLANE_REVIEW_TOKEN=token,

@@ -11,6 +11,8 @@ import pytest
 
 from core import clock
 from deployments.models import Deployment
+from identity.audit import Actor
+from reviews.models import ReviewItem
 from tests.factories import review_deployment_of, reviewer_in, submission_body
 
 # Low-confidence predictions are held for a person, due within 4 hours.
@@ -46,3 +48,28 @@ def reviewer(team, people):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def body(deployment) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return submission_body(deployment)
+
+
+@pytest.fixture
+def alice(team):  # type: ignore[no-untyped-def]
+    """A viewer of "fraud" with the reviewer duty."""
+    return reviewer_in(team, "alice")
+
+
+@pytest.fixture
+def bob(team):  # type: ignore[no-untyped-def]
+    """Another reviewer of "fraud": the second reviewer of an appeal."""
+    return reviewer_in(team, "bob")
+
+
+def as_(user) -> Actor:  # type: ignore[no-untyped-def]
+    return Actor.from_principal(user)
+
+
+def kinds(item: ReviewItem) -> list[str]:
+    """The kinds of the item's history, in order."""
+    return list(item.events.order_by("created_at", "id").values_list("kind", flat=True))
+
+
+def fresh(item: ReviewItem) -> ReviewItem:
+    return ReviewItem.objects.get(pk=item.pk)

@@ -20,8 +20,8 @@ from tests.factories import (
     make_token,
     queued_item_of,
     review_deployment_of,
-    reviewer_in,
 )
+from tests.reviews.conftest import as_, fresh, kinds
 from tests.support.stopped_clock import stopped_clock
 
 T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
@@ -36,28 +36,6 @@ def stopped(monkeypatch):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def deployment(team):  # type: ignore[no-untyped-def]
     return review_deployment_of(team)
-
-
-@pytest.fixture
-def alice(team):  # type: ignore[no-untyped-def]
-    return reviewer_in(team, "alice")
-
-
-@pytest.fixture
-def bob(team):  # type: ignore[no-untyped-def]
-    return reviewer_in(team, "bob")
-
-
-def as_(user) -> Actor:  # type: ignore[no-untyped-def]
-    return Actor.from_principal(user)
-
-
-def kinds(item: ReviewItem) -> list[str]:
-    return list(item.events.order_by("created_at", "id").values_list("kind", flat=True))
-
-
-def fresh(item: ReviewItem) -> ReviewItem:
-    return ReviewItem.objects.get(pk=item.pk)
 
 
 # claim ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from reviews import retention
 from reviews.models import ReviewEventKind, ReviewItem, ReviewStatus
 from tests.factories import queued_item_of, review_deployment_of
+from tests.reviews.conftest import fresh
 from tests.support.stopped_clock import stopped_clock
 
 T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
@@ -41,10 +42,6 @@ def decided(deployment, *, age: timedelta, **fields) -> ReviewItem:  # type: ign
         explanation=EXPLANATION,
         **fields,
     )
-
-
-def fresh(item: ReviewItem) -> ReviewItem:
-    return ReviewItem.objects.get(pk=item.pk)
 
 
 def test_old_decided_items_lose_their_summary_but_keep_the_decision(deployment):
