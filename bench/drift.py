@@ -8,7 +8,15 @@ compared on the *same bins* (Evidently's own Sturges bins over both samples). It
 that prints figures, not a test; it never downloads anything.
 
 Run: .venv/bin/python bench/drift.py [--rows 1000000] [--features 20] [--seed 42]
-                                     [--reference auto|evidently|scipy]
+                                     [--reference auto|evidently|scipy] [--workers N]
+     .venv/bin/python bench/drift.py --histograms   # drift_report from live histograms
+
+Evidently lives in its own virtual environment (same numpy and scipy as the project), and the
+benchmark runs under that interpreter so both sides are timed in the same run:
+  python3 -m venv /work/bench-venvs/evidently
+  /work/bench-venvs/evidently/bin/pip install "evidently>=0.7" "pandas<3" django==<the project's> \
+      numpy==<the project's> scipy==<the project's>
+  flock /work/brief/bench.lock /work/bench-venvs/evidently/bin/python bench/drift.py
 """
 
 from __future__ import annotations
@@ -64,20 +72,58 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def ours(ref: np.ndarray, cur: np.ndarray, bins: int) -> dict[str, np.ndarray]:
+def ours(ref: np.ndarray, cur: np.ndarray, bins: int, workers: int | None) -> dict[str, np.ndarray]:
     """What CI evaluation does: baseline quantile bins, live binning, PSI, KS and Wasserstein."""
-    n = ref.shape[1]
-    ref_counts, cur_counts = [], []
-    ks, ks_p, w = np.empty(n), np.empty(n), np.empty(n)
-    for j in range(n):
-        edges = drift.quantile_bin_edges(ref[:, j], bins)
-        ref_counts.append(drift.bin_counts(ref[:, j], edges))
-        cur_counts.append(drift.bin_counts(cur[:, j], edges))
-        result = drift.compare_samples(ref[:, j], cur[:, j])
-        ks[j], ks_p[j], w[j] = result.ks_statistic, result.ks_pvalue, result.wasserstein
-    # Continuous data give every feature `bins` bins, so one batched call does all the PSIs.
-    psi = drift.psi_many(np.array(ref_counts), np.array(cur_counts))
-    return {"psi": psi, "ks": ks, "ks_p": ks_p, "wasserstein": w}
+    result = drift.compare_sample_columns(ref, cur, bins, max_workers=workers)
+    return {
+        "psi": result.psi,
+        "ks": result.ks_statistic,
+        "ks_p": result.ks_pvalue,
+        "wasserstein": result.wasserstein,
+    }
+
+
+def histograms(features: int, bins: int, seed: int, iterations: int) -> int:
+    """Time the canary/tile drift evaluation from live histograms: `live_counts_of` (a source's
+    per-bucket counts back to cumulative `le` buckets) + `drift_report` (+ `as_dict`, which the
+    canary analysis stores as evidence), for `features` numeric features of `bins` bins."""
+    from monitoring.sources.base import FeatureCounts, NumericFeatureCounts, VersionKey
+
+    rng = np.random.default_rng(seed)
+    profile = drift.profile_from_samples(rng.normal(size=(20_000, features)), bins)
+    live = rng.normal(0.2, 1.0, size=(5_000, features))
+    numeric = {}
+    for j in range(features):
+        edges = np.asarray(profile["features"][f"f{j}"]["bin_edges"])
+        counts = drift.bin_counts(live[:, j], edges).astype(float).tolist()
+        bounds = (*edges[1:-1].tolist(), float("inf"))
+        numeric[f"f{j}"] = NumericFeatureCounts(upper_bounds=bounds, counts=tuple(counts))
+    found = FeatureCounts(key=VersionKey("m", 1), window_seconds=300.0, end=0.0, numeric=numeric)
+    thresholds = drift.DriftThresholds()
+    ref_counts = np.array([profile["features"][f"f{j}"]["counts"] for j in range(features)])
+    cur_counts = np.array([numeric[f"f{j}"].counts for j in range(features)])
+    cases = {
+        "tile: live_counts_of + drift_report": lambda: drift.drift_report(
+            profile, drift.live_counts_of(found), thresholds
+        ),
+        "canary: the same + report.as_dict()": lambda: drift.drift_report(
+            profile, drift.live_counts_of(found), thresholds
+        ).as_dict(),
+        "arithmetic only: psi_many on the counts": lambda: drift.psi_many(ref_counts, cur_counts),
+    }
+    print(f"{features} numeric features x {bins} bins, {iterations:,} evaluations each")
+    for label, fn in cases.items():
+        for _ in range(50):
+            fn()
+        times = []
+        for _ in range(iterations):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        times.sort()
+        median, p99 = times[len(times) // 2], times[int(len(times) * 0.99)]
+        print(f"  {label:42s} median {median * 1e3:6.3f} ms  p99 {p99 * 1e3:6.3f} ms")
+    return 0
 
 
 def evidently_reference(ref: np.ndarray, cur: np.ndarray) -> dict[str, np.ndarray]:
@@ -152,7 +198,12 @@ def main() -> int:
     parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--reference", choices=["auto", "evidently", "scipy"], default="auto")
+    parser.add_argument("--workers", type=int, default=None, help="threads (default: CPUs)")
+    parser.add_argument("--histograms", action="store_true", help="time drift_report instead")
+    parser.add_argument("--iterations", type=int, default=2000)
     args = parser.parse_args()
+    if args.histograms:
+        return histograms(args.features, args.bins, args.seed, args.iterations)
 
     reference = pick_reference(args.reference)
     gen_s, (ref, cur, shifted) = timed(lambda: make_data(args.rows, args.features, args.seed))
@@ -161,7 +212,7 @@ def main() -> int:
         f"{sum(shifted)} shifted, seed {args.seed} (generated in {gen_s:.1f}s)"
     )
 
-    ours_s, mine = timed(lambda: ours(ref, cur, args.bins))
+    ours_s, mine = timed(lambda: ours(ref, cur, args.bins, args.workers))
     print(f"monitoring.drift  PSI (quantile bins) + KS + Wasserstein: {ours_s:6.2f}s")
     scipy_s, sp = timed(lambda: scipy_reference(ref, cur))
     print(f"scipy             ks_2samp + wasserstein_distance:        {scipy_s:6.2f}s")

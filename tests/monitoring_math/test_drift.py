@@ -346,3 +346,182 @@ def test_worst_status_ranks_insufficient_data_above_warn() -> None:
     assert drift.worst_status([DriftStatus.INSUFFICIENT_DATA, DriftStatus.ALERT]) is (
         DriftStatus.ALERT
     )
+
+
+# The batched report (numeric features compared together) ------------------------------------
+
+
+def _random_report_inputs(rng: np.random.Generator) -> tuple[dict, dict]:
+    """Profiles and live counts of every shape the report takes: continuous and tied data
+    (fewer bins), several bin counts, empty baselines, cumulative buckets with the small negative
+    bins `increase` gives, per-bin lists, missing and empty live histograms, categories."""
+    features, live = {}, {}
+    for j in range(int(rng.integers(1, 25))):
+        name = f"f{j}"
+        shape = rng.choice(["normal", "tied", "categorical", "empty"])
+        if shape == "categorical":
+            features[name] = {
+                "type": "categorical",
+                "frequencies": {c: int(rng.integers(0, 100)) for c in "abc"},
+            }
+            live[name] = {c: float(rng.integers(0, 200)) for c in "abcd"[: rng.integers(1, 5)]}
+            continue
+        x = rng.normal(size=int(rng.integers(5, 2_000))) * 10 ** rng.uniform(-5, 5)
+        if shape == "tied":
+            x = np.round(x)
+        spec = drift.column_profile(x, int(rng.integers(1, 15)))
+        if shape == "empty":
+            spec["counts"] = [0] * len(spec["counts"])
+        features[name] = spec
+        edges = np.asarray(spec["bin_edges"])
+        y = rng.normal(rng.uniform(-1, 1), 1, size=int(rng.integers(1, 3_000))) * (x.std() or 1)
+        counts = drift.bin_counts(y, edges)
+        form = rng.choice(["cumulative", "list", "missing", "no series"])
+        if form == "cumulative":
+            noisy = counts + rng.normal(0, 0.3, size=counts.size) * rng.integers(0, 2)
+            les = [str(e) for e in edges[1:-1].tolist()] + ["+Inf"]
+            live[name] = dict(zip(les, np.cumsum(noisy).tolist(), strict=True))
+        elif form == "list":
+            live[name] = counts.tolist()
+        elif form == "no series":
+            live[name] = {}
+    profile = {"features": features, "prediction": {"type": "categorical", "frequencies": {"0": 5}}}
+    return profile, {"features": live, "prediction": {"0": 50.0, "1": 90.0}}
+
+
+def test_the_batched_report_gives_exactly_the_per_feature_numbers(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compare_one = drift._compare_distribution
+    for _ in range(300):
+        profile, live = _random_report_inputs(rng)
+        thresholds = DriftThresholds(min_count=int(rng.choice([1, 100])))
+        expected = {
+            name: compare_one(name, spec, live["features"].get(name), thresholds).as_dict()
+            for name, spec in profile["features"].items()
+        }
+
+        def categorical_only(name, spec, live_counts, thresholds, compare_one=compare_one):
+            assert spec["type"] == "categorical", f"{name} left the batched path"
+            return compare_one(name, spec, live_counts, thresholds)
+
+        monkeypatch.setattr(drift, "_compare_distribution", categorical_only)
+        got = drift.drift_report(profile, live, thresholds).as_dict()["features"]
+        monkeypatch.undo()
+        # repr: equal to the last bit, and -0.0 is not 0.0.
+        assert repr(got) == repr(expected)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p, live: live.update(x={"1": 1, "2.5": 2, "+Inf": 3}), "do not match"),
+        (lambda p, live: live.update(x={"1": 1, "2": 2}), "le=\\+Inf"),
+        (lambda p, live: live.update(y=[1, 2]), "y: live has 2 bins"),
+        (lambda p, live: live.update(y=[1, -2, 3]), "y live counts: counts must not be negative"),
+        (lambda p, live: live.update(y=[1, math.nan, 3]), "y live counts: counts must be finite"),
+        (lambda p, live: live.update(x={"1": 1, "2": math.inf, "+Inf": 3}), "must be finite"),
+        (lambda p, live: p["y"].update(counts=[1, 2]), "y: baseline has 2 counts for 3 bins"),
+        (lambda p, live: p["y"].update(counts=[1, -2, 3]), "y.counts: counts must not be neg"),
+        (lambda p, live: p["x"].update(bin_edges=[0, 2, 1, 3]), "non-decreasing"),
+        (lambda p, live: p["x"].update(bin_edges=[0, 1, 2, math.nan]), "must be finite"),
+        (lambda p, live: p["x"].update(type="weird"), "x: unknown profile type"),
+        # The first bad feature in the profile's order is the one reported.
+        (
+            lambda p, live: (live.update(y=[1, -2, 3]), p["x"].update(type="weird")),
+            "x: unknown profile type",
+        ),
+    ],
+)
+def test_the_batched_report_rejects_what_the_per_feature_path_rejects(change, message) -> None:
+    spec = {"type": "numeric", "bin_edges": [0, 1, 2, 3], "counts": [5, 3, 2]}
+    profile = {"features": {"x": dict(spec), "y": dict(spec)}}
+    live = {"x": {"1": 100, "2": 200, "+Inf": 300}, "y": [100, 100, 100]}
+    change(profile["features"], live)
+    with pytest.raises(ValueError, match=message):
+        drift.drift_report(profile, {"features": live})
+
+
+def test_feature_drift_as_dict_is_the_dataclass_fields_with_the_status_as_text() -> None:
+    from dataclasses import asdict
+
+    feature = drift.FeatureDrift(
+        name="x",
+        kind="numeric",
+        metric="psi",
+        value=0.2,
+        status=DriftStatus.WARN,
+        labels=["(-inf, 1]", "(1, +inf)"],
+        ref_proportions=[0.5, 0.5],
+        cur_proportions=[0.25, 0.75],
+        ref_count=10.0,
+        cur_count=200.0,
+        reason="",
+    )
+    assert feature.as_dict() == {**asdict(feature), "status": "warn"}
+    assert feature.as_dict()["labels"] is not feature.labels
+
+
+# Raw samples: one sort per side, one merge ------------------------------------------------------
+
+
+def _searchsorted_ks_and_wasserstein(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """The previous implementation: both ECDFs by binary search at every pooled value."""
+    a, b = np.sort(ref), np.sort(cur)
+    pooled = np.sort(np.concatenate([a, b]), kind="stable")
+    gaps = np.abs(
+        np.searchsorted(a, pooled, side="right") / a.size
+        - np.searchsorted(b, pooled, side="right") / b.size
+    )
+    return float(gaps.max()), float(np.sum(gaps[:-1] * np.diff(pooled)))
+
+
+@pytest.mark.parametrize("ties", ["continuous", "rounded", "few values", "constant"])
+def test_merged_ks_and_wasserstein_equal_the_binary_search_ones_to_the_bit(
+    rng: np.random.Generator, ties: str
+) -> None:
+    for _ in range(40):
+        n, m = (int(v) for v in rng.integers(1, 3_000, size=2))
+        ref, cur = rng.normal(size=n), rng.normal(rng.uniform(-1, 1), size=m)
+        if ties == "rounded":
+            ref, cur = np.round(ref, 1), np.round(cur, 1)
+        elif ties == "few values":
+            ref, cur = np.round(ref * 2), np.round(cur * 2)
+        elif ties == "constant":
+            ref, cur = np.full(n, 1.0), rng.choice([0.0, 1.0, 2.0], m)
+        result = drift.compare_samples(ref, cur)
+        expected = _searchsorted_ks_and_wasserstein(ref, cur)
+        assert (result.ks_statistic, result.wasserstein) == expected
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sample_columns_give_the_per_column_numbers(rng: np.random.Generator, workers: int) -> None:
+    ref = np.asfortranarray(
+        np.column_stack([rng.normal(size=4_000), np.round(rng.normal(size=4_000))])
+    )
+    cur = np.column_stack([rng.normal(0.3, 1, 3_000), np.round(rng.normal(0.5, 1, 3_000))])
+    result = drift.compare_sample_columns(ref, cur, bins=10, max_workers=workers)
+    for j in range(2):
+        edges = drift.quantile_bin_edges(ref[:, j], 10)
+        assert np.array_equal(result.bin_edges[j], edges)
+        ref_counts, cur_counts = (
+            drift.bin_counts(ref[:, j], edges),
+            drift.bin_counts(cur[:, j], edges),
+        )
+        assert np.array_equal(result.ref_counts[j], ref_counts)
+        assert np.array_equal(result.cur_counts[j], cur_counts)
+        assert result.psi[j] == drift.psi(ref_counts, cur_counts)
+        one = drift.compare_samples(ref[:, j], cur[:, j])
+        assert (result.ks_statistic[j], result.ks_pvalue[j], result.wasserstein[j]) == (
+            one.ks_statistic,
+            one.ks_pvalue,
+            one.wasserstein,
+        )
+    assert result.bin_edges[1].size < 11  # tied data: fewer bins, PSI still computed
+
+
+def test_sample_columns_refuse_missing_values(rng: np.random.Generator) -> None:
+    ref = rng.normal(size=(100, 2))
+    ref[5, 1] = np.nan
+    with pytest.raises(ValueError, match=r"column 1 .*NaN"):
+        drift.compare_sample_columns(ref, rng.normal(size=(50, 2)))
