@@ -313,6 +313,9 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 MODELPLANE_ANALYZER = os.environ.get("MODELPLANE_ANALYZER", "reviews.analysis.OverrideRateAnalyzer")
 # How often Celery beat sweeps active releases and rollbacks (a lost message only delays).
 SWEEP_INTERVAL_SECONDS = float(os.environ.get("SWEEP_INTERVAL_SECONDS", 10))
+# How long one reconcile task goes on taking a release's steps that are due at once, before it
+# hands the release back to the queue (deployments/tasks.py).
+ENGINE_CHAIN_SECONDS = float(os.environ.get("ENGINE_CHAIN_SECONDS", 5))
 
 # Artifact digests are verified for these URI schemes at registration.
 ARTIFACT_FETCH_TIMEOUT_SECONDS = float(os.environ.get("ARTIFACT_FETCH_TIMEOUT_SECONDS", 30))
