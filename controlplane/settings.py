@@ -198,6 +198,9 @@ else:
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # kombu polls the folder (1 s by default, which alone costs a rollback ~0.5 s on
+        # average); a directory listing every 20 ms is cheap.
+        "polling_interval": float(os.environ.get("FILESYSTEM_BROKER_POLL_SECONDS", 0.02)),
     }
     CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'results'}"
 CELERY_TASK_ACKS_LATE = True
@@ -260,6 +263,11 @@ ALERTS_REOPEN_WINDOW_SECONDS = float(os.environ.get("ALERTS_REOPEN_WINDOW_SECOND
 # progress deadline) starts again from the beginning, this many attempts in all; then the release
 # fails and alerts (deployments/engine/rollback.py).
 RELEASE_ROLLBACK_ATTEMPTS = int(os.environ.get("RELEASE_ROLLBACK_ATTEMPTS", 3))
+# How long a rollback's worker watches for the data plane to serve the switch before it hands
+# the check to a countdown (seconds; no lock is held while it watches).
+RELEASE_ROLLBACK_SWITCH_WAIT_SECONDS = float(
+    os.environ.get("RELEASE_ROLLBACK_SWITCH_WAIT_SECONDS", 0.5)
+)
 ALERTS_RELEASE_FAILED_LOOKBACK_SECONDS = float(
     os.environ.get("ALERTS_RELEASE_FAILED_LOOKBACK_SECONDS", 24 * 3600)
 )

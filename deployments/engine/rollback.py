@@ -4,6 +4,8 @@ version down before the data plane serves the target alone."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +16,7 @@ from identity import audit
 from identity.audit import Actor
 
 from ..models import Deployment, Release, ReleaseState, Rollback, RollbackState
-from ..runtime.base import Readiness, Track, TrafficSplit
+from ..runtime.base import DeploymentRef, Readiness, Runtime, Track, TrafficSplit
 from .binding import can_serve, deployment_ref, runtime_of, version_spec
 from .locking import lock_row
 from .plan import progress_deadline
@@ -93,6 +95,8 @@ def advance_rolling_back(release: Release) -> float | None:
             return None
     if rollback.state == RollbackState.PENDING:
         delay = _rollback_step(rollback)
+        if isinstance(delay, SwitchPending):
+            return SWITCH_RECHECK_SECONDS
         if delay is not None:
             return delay
     if rollback.state == RollbackState.DONE:
@@ -155,8 +159,31 @@ def _retry(release: Release, failed: Rollback) -> Rollback | None:
     )
 
 
+@dataclass(frozen=True)
+class SwitchPending:
+    """The step's outcome when the switch is written to the runtime but the data plane does not
+    serve it yet: what to look at while no lock is held."""
+
+    runtime: Runtime
+    ref: DeploymentRef
+    split: TrafficSplit
+
+
+SWITCH_RECHECK_SECONDS = 0.5  # the countdown when the data plane has not switched yet
+
+
 def rollback_reconcile(rollback_id: int) -> float | None:
-    """Drive one rollback: the fastest path in the system, and it needs no metrics."""
+    """Drive one rollback: the fastest path in the system, and it needs no metrics. Once the
+    switch is written, it waits a short while for the data plane to serve it, with no lock or
+    transaction held (on SQLite a transaction holds the database's write lock), then finishes
+    under the lock again; the countdown and another broker round trip are only the fallback."""
+    step = _locked_step(rollback_id)
+    if isinstance(step, SwitchPending) and _await_switch(step):
+        step = _locked_step(rollback_id)
+    return SWITCH_RECHECK_SECONDS if isinstance(step, SwitchPending) else step
+
+
+def _locked_step(rollback_id: int) -> float | SwitchPending | None:
     with transaction.atomic():
         try:
             rollback = lock_row(
@@ -172,7 +199,7 @@ def rollback_reconcile(rollback_id: int) -> float | None:
         return _rollback_step(rollback)
 
 
-def _rollback_step(rollback: Rollback) -> float | None:
+def _rollback_step(rollback: Rollback) -> float | SwitchPending | None:
     deployment = rollback.deployment
     runtime = runtime_of(deployment)
     ref = deployment_ref(deployment)
@@ -204,7 +231,7 @@ def _rollback_step(rollback: Rollback) -> float | None:
                 f"the switch to v{target} never reached the data plane within the progress "
                 f"deadline of {deadline}s",
             )
-        return 0.5
+        return SwitchPending(runtime, ref, split)
     for number in runtime.list_versions(ref):
         if number != target:
             runtime.scale_version(ref, number, 0)
@@ -228,6 +255,27 @@ def _rollback_step(rollback: Rollback) -> float | None:
     if rollback.release_id and rollback.release.state == ReleaseState.ROLLING_BACK:
         schedule_reconcile(rollback.release_id)
     return None
+
+
+def switch_wait_seconds() -> float:
+    return max(0.0, float(settings.RELEASE_ROLLBACK_SWITCH_WAIT_SECONDS))
+
+
+def _await_switch(pending: SwitchPending) -> bool:
+    """Whether the data plane serves the split within RELEASE_ROLLBACK_SWITCH_WAIT_SECONDS,
+    looking again at growing intervals (the local supervisor, woken by the runtime, pushes the
+    table to its router within milliseconds; a Gateway controller usually within a second).
+    Called with no lock held: it only reads."""
+    deadline = time.monotonic() + switch_wait_seconds()
+    pause = 0.005
+    while True:
+        if pending.runtime.traffic_applied(pending.ref, pending.split):
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.1)
 
 
 def _fail(rollback: Rollback, error: str) -> None:

@@ -65,6 +65,24 @@ def routes_path(ddir: Path) -> Path:
     return ddir / "routes.json"
 
 
+def wake_path(state_dir: Path) -> Path:
+    """The supervisor's wake-up socket (a Unix datagram socket it binds while it runs)."""
+    return state_dir / "supervisor.sock"
+
+
+def wake_supervisor(state_dir: Path, ddir: Path) -> None:
+    """Tell a running supervisor that a deployment's desired state changed, so it acts now
+    instead of at its next loop (a traffic switch reaches the router in milliseconds, not up to
+    an interval later). Best effort and never blocking: with no supervisor listening, or a full
+    socket buffer, the supervisor's own loop still finds the change."""
+    # The supervisor may run elsewhere than our working directory: name the deployment by an
+    # absolute path. OSError: no supervisor (ECONNREFUSED, ENOENT), its buffer full (EAGAIN), or
+    # a state dir too deep for a socket path (the supervisor then has no socket either).
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.sendto(str(ddir.absolute()).encode(), str(wake_path(state_dir)))
+
+
 def iter_deployment_dirs(state_dir: Path) -> Iterator[Path]:
     """Every deployment directory under the state dir (desired and/or observed present)."""
     root = state_dir / "deployments"
@@ -346,8 +364,11 @@ class LocalRuntime:
             }
             before = json.dumps(desired, sort_keys=True)
             yield desired
-            if current is None or json.dumps(desired, sort_keys=True) != before:
+            changed = current is None or json.dumps(desired, sort_keys=True) != before
+            if changed:
                 write_json_atomic(desired_path(ddir), desired)
+        if changed:
+            wake_supervisor(self.state_dir, ddir)
 
     @staticmethod
     def _put_version(desired: dict[str, Any], key: str, entry: dict[str, Any]) -> None:

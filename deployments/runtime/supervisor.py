@@ -20,7 +20,9 @@ import http.client
 import json
 import logging
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +39,7 @@ from deployments.runtime.local import (
     observed_path,
     read_json,
     routes_path,
+    wake_path,
     write_json_atomic,
 )
 
@@ -236,20 +239,81 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._request_stop)
         log.info("supervising %s (pid %d)", self.state_dir, os.getpid())
+        wake = self._bind_wake_socket()
         try:
             self.adopt()
             while not self._stop_requested:
                 started = time.monotonic()
                 self.tick()
-                # Sleep in short slices so a stop request is honoured promptly.
-                while not self._stop_requested and time.monotonic() - started < (
-                    self.settings.interval_s
+                # Wait for the next loop in short slices (a stop request is honoured promptly),
+                # and act at once on a deployment whose desired state LocalRuntime just changed.
+                while not self._stop_requested and (
+                    (left := self.settings.interval_s - (time.monotonic() - started)) > 0
                 ):
-                    time.sleep(min(0.05, self.settings.interval_s))
+                    self._wait_for_wake(wake, min(0.05, left))
         finally:
+            if wake is not None:
+                wake.close()
+                with contextlib.suppress(OSError):
+                    wake_path(self.state_dir).unlink()
             self.shutdown()
             lock.close()
         return 0
+
+    def _bind_wake_socket(self) -> socket.socket | None:
+        """The Unix datagram socket LocalRuntime nudges after it changes desired state (we hold
+        the supervisor lock, so a socket file left there is a dead supervisor's). None when it
+        cannot be bound (a path too long for AF_UNIX): the loop alone then finds changes."""
+        path = wake_path(self.state_dir)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            sock.bind(str(path))
+            sock.setblocking(False)
+        except OSError as exc:
+            log.warning("no wake-up socket at %s (%s): polling only", path, exc)
+            sock.close()
+            return None
+        return sock
+
+    def _wait_for_wake(self, wake: socket.socket | None, timeout: float) -> None:
+        """Sleep up to `timeout`; a nudge ends it, and each deployment it names is reconciled
+        at once. (select is retried after our signal handler runs: PEP 475.)"""
+        if wake is None:
+            time.sleep(timeout)
+            return
+        readable, _, _ = select.select([wake], [], [], timeout)
+        if not readable:
+            return
+        nudged = self._nudged(wake)
+        self._reap_stopping()
+        for ddir in sorted(nudged):
+            try:
+                self.reconcile(ddir)
+            except Exception:
+                log.exception("reconciling %s failed", ddir)
+
+    def _nudged(self, wake: socket.socket) -> set[Path]:
+        """The deployment directories named by the nudges waiting on the socket. Anyone who may
+        write to the state dir may nudge, so a nudge only ever selects one of our deployment
+        directories, keyed as the loop keys it; anything else is ignored."""
+        root = self.state_dir / "deployments"
+        nudged: set[Path] = set()
+        while True:
+            try:
+                message = wake.recv(4096)
+            except OSError:  # BlockingIOError: drained
+                return nudged
+            named = Path(message.decode("utf-8", "replace"))
+            ddir = root / named.parent.name / named.name
+            if (
+                named.is_absolute()
+                and named.parent.name
+                and ddir.is_dir()
+                and named.resolve() == ddir.resolve()
+            ):
+                nudged.add(ddir)
 
     def _request_stop(self, signum: int, _frame: Any) -> None:
         log.info("received signal %d, stopping", signum)
@@ -408,9 +472,6 @@ class Supervisor:
                 if vs.child is not None and vs.ready
             },
         }
-        if table != rs.written:
-            write_json_atomic(routes_path(dep.ddir), table)
-            rs.written = table
         port = int(desired["router_port"])
         if rs.child is not None and rs.child.port != port:
             self._stop(rs.child)
@@ -420,6 +481,7 @@ class Supervisor:
             _signal_group(rs.child.pid, signal.SIGKILL)
             rs.child, rs.pushed = None, None
         if rs.child is None:
+            self._write_routes(dep, table)  # what a (re)started router loads
             if now < rs.next_start:
                 return
             rs.child = Child.spawn(
@@ -449,6 +511,15 @@ class Supervisor:
                 rs.pushed = table
         elif not self._probe(port, "/-/health"):
             rs.pushed = None  # unreachable: push again once it answers
+        # After the push, not before: the file only serves a router that restarts, and its
+        # fsync would otherwise delay every switch (tens of ms on a busy disk).
+        self._write_routes(dep, table)
+
+    @staticmethod
+    def _write_routes(dep: DeploymentState, table: dict[str, Any]) -> None:
+        if table != dep.router.written:
+            write_json_atomic(routes_path(dep.ddir), table)
+            dep.router.written = table
 
     def _forget(self, dep: DeploymentState) -> None:
         for vs in dep.versions.values():

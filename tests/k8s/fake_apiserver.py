@@ -82,6 +82,7 @@ class LoggedRequest:
     query: dict[str, list[str]]
     status: int
     body: Any = None
+    at: float = field(default_factory=time.time)  # when it was answered (wall clock)
 
 
 @dataclass
