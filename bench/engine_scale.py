@@ -65,6 +65,38 @@ STRATEGY = {
 }
 
 
+EVENTS_ENV = "BENCH_ENGINE_EVENTS"
+
+
+def install_task_hooks() -> None:
+    """In a worker (`--include engine_scale`): one line per task run, with its ETA and when it
+    started and ended, appended to $BENCH_ENGINE_EVENTS.<pid> (one file per process)."""
+    import json
+
+    from celery import signals
+
+    @signals.task_prerun.connect(weak=False)
+    def on_prerun(task: Any = None, **_: Any) -> None:
+        task.request.bench_started = time.time()
+
+    @signals.task_postrun.connect(weak=False)
+    def on_postrun(task_id: str = "", task: Any = None, args: Any = (), **_: Any) -> None:
+        eta = task.request.eta
+        line = {
+            "task": task.name,
+            "args": list(args or ()),
+            "eta": datetime.fromisoformat(eta).timestamp() if eta else None,
+            "started": getattr(task.request, "bench_started", None),
+            "ended": time.time(),
+        }
+        with open(f"{os.environ[EVENTS_ENV]}.{os.getpid()}", "a") as out:
+            out.write(json.dumps(line) + "\n")
+
+
+if __name__ != "__main__" and os.environ.get(EVENTS_ENV):
+    install_task_hooks()
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -124,10 +156,11 @@ def processes(
 class CpuSplit:
     """CPU seconds used over a round by this process (the fake Kubernetes API, the stub pods,
     creating releases and polling), the Celery workers with their pool processes, beat, and
-    PostgreSQL's processes (the whole server: the machine may run other work), via psutil."""
+    the PostgreSQL backends serving the benchmark's database, via psutil."""
 
-    def __init__(self, procs: list[subprocess.Popen]) -> None:
+    def __init__(self, procs: list[subprocess.Popen], database: str) -> None:
         self.procs = procs
+        self.database = database
         self.start = self._sample()
 
     def _sample(self) -> dict[str, float]:
@@ -145,8 +178,11 @@ class CpuSplit:
                 root = psutil.Process(proc.pid)
                 key = "beat" if "beat" in root.cmdline() else "workers"
                 out[key] += cpu(root) + sum(cpu(c) for c in root.children(recursive=True))
+        # The backends serving this database (the workers keep theirs: CONN_MAX_AGE).
         out["postgresql"] = sum(
-            cpu(p) for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"
+            cpu(p)
+            for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "postgres" and f" {self.database} " in " ".join(p.info["cmdline"])
         )
         return out
 
@@ -333,6 +369,26 @@ def analyse(round_: dict[str, Any], fake: Any) -> dict[str, Any]:
     }
 
 
+def task_runs(events: Path, since: float, until: float) -> dict[str, Any]:
+    """The workers' task runs in [since, until]: how late each countdown task started after its
+    ETA, and how busy the pool processes were."""
+    import json
+
+    late: list[float] = []
+    busy = 0.0
+    runs = 0
+    for path in events.parent.glob(events.name + ".*"):
+        for line in path.read_text().splitlines():
+            run = json.loads(line)
+            if run["started"] is None or not since <= run["started"] <= until:
+                continue
+            runs += 1
+            busy += run["ended"] - run["started"]
+            if run["eta"] is not None and run["task"] == "deployments.reconcile_release":
+                late.append(run["started"] - run["eta"])
+    return {"late": late, "busy": busy, "runs": runs}
+
+
 def report(title: str, result: dict[str, Any]) -> None:
     print(f"\n{title}")
     states = ", ".join(f"{n} {s}" for s, n in sorted(result["states"].items()))
@@ -346,6 +402,15 @@ def report(title: str, result: dict[str, Any]) -> None:
     )
     split = ", ".join(f"{k} {v:.0f}" for k, v in result["cpu"].items())
     print(f"  CPU seconds: {split} (wall x 2 cores = {2 * result['wall']:.0f})")
+    tasks = result["tasks"]
+    late = tasks["late"]
+    line = f"  task runs: {tasks['runs']}, pool processes busy {tasks['busy']:.0f} s"
+    if late:
+        line += (
+            f"; countdown tasks started after their ETA: p50 {statistics.median(late):.2f} s, "
+            f"p95 {pct(late, 0.95):.2f} s, max {max(late):.2f} s"
+        )
+    print(line)
     print(f"  {'condition -> step applied':<28}{'n':>6}{'p50 s':>9}{'p95 s':>9}{'max s':>9}")
     every: list[float] = []
     for kind in ("analysis", "ready", "next"):
@@ -390,7 +455,8 @@ def main() -> int:
             MODELPLANE_VAR_DIR=str(tmp),
             MODELPLANE_ANALYZER="tests.support.analyzers.ScriptedAnalyzer",
             LOG_LEVEL="WARNING",
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'bench'}",
+            **{EVENTS_ENV: str(tmp / "tasks")},
         )
         os.environ.update(env)
         import django
@@ -425,6 +491,8 @@ def main() -> int:
                             str(args.concurrency),
                             "--without-gossip",
                             "--without-mingle",
+                            "--include",
+                            "engine_scale",
                             "--loglevel",
                             "WARNING",
                         ],
@@ -452,9 +520,13 @@ def main() -> int:
                         (2, "round 2: canary v2"),
                     ):
                         fake.clear_log()
-                        cpu = CpuSplit(procs)
-                        result = analyse(run_round(actor, deployments, number, args.timeout), fake)
+                        cpu = CpuSplit(procs, db_url.rsplit("/", 1)[1])
+                        round_ = run_round(actor, deployments, number, args.timeout)
+                        result = analyse(round_, fake)
                         result["cpu"] = cpu.delta()
+                        result["tasks"] = task_runs(
+                            tmp / "tasks", round_["started"], round_["ended"]
+                        )
                         report(title, result)
         finally:
             fake.stop()

@@ -130,6 +130,16 @@ class _Resource:
         self._delete(name, ns, _preload_content=False, _request_timeout=timeout)
 
 
+API_CLASSES = ("AppsV1Api", "CoreV1Api", "AutoscalingV2Api", "CustomObjectsApi")
+
+
+def preload_client() -> None:
+    """Load the API classes the runtime uses (the client imports them, and the models they
+    name, on first access): a worker calls this before it forks its pool processes."""
+    for name in API_CLASSES:
+        getattr(k8s, name)
+
+
 class KubernetesRuntime:
     """base.Runtime on a Kubernetes cluster. See docs/kubernetes.md for objects and RBAC."""
 
