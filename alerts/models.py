@@ -123,6 +123,14 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["team", "source", "fingerprint"], name="alert_identity"),
             models.Index(fields=["deployment", "starts_at"], name="alert_deployment_time"),
+            # The alerts page: its open tabs by status, the resolved tab newest first (a page
+            # walks the index and stops), and its count read from the index alone (team_id is
+            # what `visible_to` filters on).
+            models.Index(
+                fields=["status", "-resolved_at", "-id"],
+                include=["team"],
+                name="alert_status_resolved",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -192,11 +192,37 @@ def deployment_tile(deployment: Deployment) -> DeploymentTile:
     return DeploymentTile(deployment, release, weights, state, label)
 
 
-def deployment_tiles(principal: Any) -> list[tuple[Environment, list[DeploymentTile]]]:
-    """Per environment (production last), its deployments with their stable version, the
-    version of their active release and the traffic split: three queries in all."""
+def deployment_overview_ids(principal: Any) -> QuerySet[Deployment]:
+    """The ids of the deployments the principal may see, in the overview's order (production
+    environments last, then by environment and name): a narrow query to count and slice, so a
+    page of the overview joins its related rows for that page only, not for every deployment
+    before the sort (`deployments_in_order` loads them)."""
+    return (
+        Deployment.objects.visible_to(principal)
+        .order_by("environment__is_production", "environment__name", "name", "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def deployments_in_order(principal: Any, ids: QuerySet[Deployment]) -> list[Deployment]:
+    """The deployments of `ids` (a slice of `deployment_overview_ids`, not yet read) as
+    `deployment_list` loads them, in the overview's order: one query, whose subquery finds the
+    page's ids before any row is joined."""
+    return list(
+        deployment_list(principal)
+        .filter(pk__in=ids)
+        .order_by("environment__is_production", "environment__name", "name", "pk")
+    )
+
+
+def deployment_tiles(
+    deployments: Iterable[Deployment],
+) -> list[tuple[Environment, list[DeploymentTile]]]:
+    """The deployments (one page of `deployment_overview_ids`, loaded) grouped per
+    environment, production last, each with its stable version, the version of its active
+    release and the traffic split: no query beyond the list's own three."""
     groups: dict[int, tuple[Environment, list[DeploymentTile]]] = {}
-    for deployment in deployment_list(principal):
+    for deployment in deployments:
         env = deployment.environment
         groups.setdefault(env.pk, (env, []))[1].append(deployment_tile(deployment))
     return sorted(groups.values(), key=lambda g: (g[0].is_production, g[0].name))

@@ -22,6 +22,9 @@ from .deployment_forms import ReleaseActionForm, RollbackForm, StartReleaseForm
 from .views import _paginate, is_htmx, page, run_action
 
 VERSIONS_OFFERED = 50
+# Deployments per page of the overview: an installation has thousands, and every row costs
+# its objects and its markup, so the page is bounded (grouped per environment within it).
+OVERVIEW_PAGE_SIZE = 50
 
 RELEASE_SERVICES: dict[str, tuple[Any, str, str]] = {
     # verb: (service, keyword of the note, message on success)
@@ -39,10 +42,14 @@ RELEASE_SERVICES: dict[str, tuple[Any, str, str]] = {
 
 @page("GET")
 def deployment_overview(request: HttpRequest) -> HttpResponse:
+    page_obj = _paginate(
+        request, selectors.deployment_overview_ids(request.user), OVERVIEW_PAGE_SIZE
+    )
+    deployments = selectors.deployments_in_order(request.user, page_obj.object_list)
     return render(
         request,
         "frontend/deployments/overview.html",
-        {"groups": selectors.deployment_tiles(request.user)},
+        {"groups": selectors.deployment_tiles(deployments), "page_obj": page_obj},
     )
 
 

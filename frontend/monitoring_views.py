@@ -8,6 +8,7 @@ source or the database themselves.
 from __future__ import annotations
 
 from django import forms
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
@@ -20,6 +21,9 @@ from reviews import outcomes as review_outcomes
 from .views import is_htmx, page
 
 REFRESH_SECONDS = 10
+# Cards per page of the overview, worst first: every visible deployment is ranked, but only a
+# page of them is rendered (the markup of one card costs more than ranking it).
+OVERVIEW_PAGE_SIZE = 25
 
 
 class WindowForm(forms.Form):
@@ -58,18 +62,21 @@ def _respond(
 def monitoring_overview(request: HttpRequest) -> HttpResponse:
     form, label, seconds, status = _window(request)
     healths = selectors.monitoring_overview(request.user, seconds)
-    # Who owns each failing deployment's worst open alert: one query for all the deployments
+    page_obj = Paginator(healths, OVERVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
+    shown = list(page_obj.object_list)
+    # Who owns each failing deployment's worst open alert: one query for the page's deployments
     # (asked for every one, so the count does not depend on how many are failing).
     open_alerts = alert_selectors.open_alerts_by_deployment(
-        request.user, [h.deployment.pk for h in healths]
+        request.user, [h.deployment.pk for h in shown]
     )
     context = {
         "form": form,
         "window": label,
-        "healths": healths,
+        "healths": shown,
+        "page_obj": page_obj,
         "rows": [
             (h, open_alerts.get(h.deployment.pk) if h.health == Health.CRITICAL else None)
-            for h in healths
+            for h in shown
         ],
         "counts": selectors.health_counts(healths),
     }

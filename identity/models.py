@@ -238,7 +238,12 @@ class AuditEvent(models.Model):
         ordering = ["-occurred_at", "-id"]
         # Named as when the table was created in the registry app (kept across the move).
         indexes = [
-            models.Index(fields=["target_type", "target_id"], name="registry_au_target__e499dd_idx")
+            models.Index(
+                fields=["target_type", "target_id"], name="registry_au_target__e499dd_idx"
+            ),
+            # The audit log page, newest first: a page (or a deep page's ids) is read from the
+            # index in its order without a sort, team_id included for `visible_to`.
+            models.Index(fields=["-occurred_at", "-id"], include=["team"], name="audit_recent"),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ it used more) plus its GPUs.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -36,10 +37,17 @@ def parse_quantity(quantity: Quantity) -> float:
     if isinstance(quantity, int | float):
         value = float(quantity)
     else:
-        value = float(quantity_value(str(quantity).strip()))
+        value = _quantity_text_value(str(quantity).strip())
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"invalid quantity {quantity!r}")
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _quantity_text_value(text: str) -> float:
+    # Configs repeat a handful of quantities ("250m", "512Mi"), and the monitoring overview
+    # prices every visible deployment on each refresh: parse each distinct text once.
+    return float(quantity_value(text))
 
 
 def parse_cpu(quantity: Quantity) -> float:

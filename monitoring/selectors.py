@@ -49,9 +49,38 @@ def window_of(label: str | None) -> tuple[str, int]:
     return chosen, WINDOWS[chosen]
 
 
+# What the health of a deployment never reads, left in the database when the overview ranks
+# every visible deployment: the version's schemas, examples and metrics, the config's
+# environment, and the model's description (only the baseline profile and number of a version
+# are read). Thousands of rows of them otherwise cost more to decode than the health itself.
+_NOT_READ_BY_HEALTH = (
+    *(
+        f"stable_version__{name}"
+        for name in (
+            "config",
+            "input_schema",
+            "output_schema",
+            "example_requests",
+            "training_metrics",
+            "tags",
+        )
+    ),
+    "model__description",
+    "model__tags",
+    "config__env",
+    "config__secret_refs",
+)
+
+
 def monitoring_overview(principal: Any, window_seconds: float) -> list[DeploymentHealth]:
-    """Every deployment the principal may see, worst first."""
-    deployments = list(deployment_selectors.deployment_list(principal))
+    """Every deployment the principal may see, worst first (all of them are ranked; the page
+    shows one page of the ranking)."""
+    deployments = list(
+        deployment_selectors.deployment_list(principal)
+        .select_related(None)
+        .select_related("model", "environment", "config", "stable_version")
+        .defer(*_NOT_READ_BY_HEALTH)
+    )
     return sorted(
         deployment_health(deployments, window_seconds, window_seconds / SPARK_POINTS),
         key=lambda health: health.rank,

@@ -118,6 +118,11 @@ class ReviewItem(models.Model):
             models.Index(fields=["team", "status", "sla_deadline"], name="review_queue"),
             models.Index(fields=["deployment", "model_version", "status"], name="review_outcomes"),
             models.Index(fields=["created_at"], name="review_created"),
+            # The queue's "decided" tab: recent decisions newest first, read from the index up
+            # to the page (team_id included: what `visible_to` and the reviewer teams filter).
+            models.Index(
+                fields=["status", "-decided_at", "-id"], include=["team"], name="review_decided"
+            ),
         ]
 
     def __str__(self) -> str:

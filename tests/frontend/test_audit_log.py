@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from django.utils import timezone
 
+from frontend import views
 from identity.models import AuditEvent
 from tests.support.pages import html_of
 
@@ -88,3 +89,28 @@ def test_a_bad_filter_is_reported_and_shows_nothing(browser_for, team):
 
 def test_it_rejects_post(browser_for, team):
     assert browser_for("viewer").post("/audit/").status_code == 405
+
+
+def test_past_the_count_cap_it_says_more_than_and_still_pages(browser_for, team, monkeypatch):
+    monkeypatch.setattr(views, "COUNT_CAP", 30)
+    for i in range(60):
+        add_event(team, target_label=f"target-{i:02d}")
+    client = browser_for("viewer")
+    first = html_of(client, "/audit/")
+    assert "More than 30 results" in first and "Page 1</span>" in first and 'rel="next"' in first
+    last = html_of(client, "/audit/?page=3")  # counted as far as the page asked for: exact
+    assert "60 results" in last and "Page 3 of 3" in last and "target-00" in last
+
+
+def test_a_deep_page_shows_the_same_rows_as_a_shallow_one_would(browser_for, team, monkeypatch):
+    for i in range(30):
+        add_event(team, target_label=f"target-{i:02d}")
+    client = browser_for("viewer")
+
+    def events(html: str) -> str:
+        return html[html.index('<section class="card">') :]
+
+    shallow = events(html_of(client, "/audit/?page=2"))
+    monkeypatch.setattr(views, "DEFERRED_JOIN_FROM", 1)  # page 2 finds its ids first
+    deep = events(html_of(client, "/audit/?page=2"))
+    assert deep == shallow and "target-04" in deep and "target-05" not in deep

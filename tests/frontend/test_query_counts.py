@@ -100,6 +100,15 @@ def grow_audit_log(ctx: dict[str, Any], n: int) -> str:
     return "/audit/"
 
 
+def grow_home(ctx: dict[str, Any], n: int) -> str:
+    """The home page sends the signed-in person on to the models (whatever there is)."""
+    grow_models(ctx, n)
+    return "/"
+
+
+# Pages answered with a redirect, not a page: counted all the same.
+REDIRECTS: dict[str, Callable[[dict[str, Any], int], str]] = {"home": grow_home}
+
 PAGES: dict[str, Callable[[dict[str, Any], int], str]] = {
     "models": grow_models,
     "model-detail": grow_model_detail,
@@ -116,4 +125,13 @@ def test_the_page_query_count_is_flat_and_within_the_ratchet(page, browser_for, 
     client = browser_for("viewer")
     small = count_queries(client, PAGES[page](ctx, SMALL))
     large = count_queries(client, PAGES[page](ctx, LARGE))
+    check_ratchet(page, small, large)
+
+
+@pytest.mark.parametrize("page", sorted(REDIRECTS))
+def test_the_redirect_query_count_is_flat_and_within_the_ratchet(page, browser_for, team, people):
+    ctx: dict[str, Any] = {"team": team, "people": people}
+    client = browser_for("viewer")
+    small = count_queries(client, REDIRECTS[page](ctx, SMALL), status=302)
+    large = count_queries(client, REDIRECTS[page](ctx, LARGE), status=302)
     check_ratchet(page, small, large)

@@ -4,6 +4,7 @@ active release, the traffic split and the state."""
 from __future__ import annotations
 
 from deployments.models import Release, ReleaseState
+from frontend import deployment_views
 from tests.factories import (
     ModelVersionFactory,
     RegisteredModelFactory,
@@ -55,3 +56,18 @@ def test_it_rejects_post(browser_for, deployment):
 def test_a_version_of_a_model_not_deployed_is_not_listed(browser_for, deployment, team):
     ModelVersionFactory(model=RegisteredModelFactory(name="orphan", team=team), number=1)
     assert "orphan" not in html_of(browser_for("viewer"), URL)
+
+
+def test_it_shows_one_page_of_deployments_at_a_time(
+    browser_for, deployment, envs, team, monkeypatch
+):
+    monkeypatch.setattr(deployment_views, "OVERVIEW_PAGE_SIZE", 2)
+    for name in ("churn", "upsell"):
+        deployment_of(RegisteredModelFactory(name=name, team=team), envs[0])
+    client = browser_for("viewer")
+    first = html_of(client, URL)  # staging first: churn, upsell
+    assert "churn" in first and "upsell" in first and "fraud-detector" not in first
+    assert "Page 1 of 2" in first and "3 results" in first
+    second = html_of(client, URL + "?page=2")  # then production
+    assert 'id="env-production"' in second and "churn" not in second
+    assert f'href="/deployments/{deployment.pk}/"' in second

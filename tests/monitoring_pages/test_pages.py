@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import Deployment, Rollback
+from frontend import monitoring_views
 from monitoring.sources.local import LocalScrapeSource, ScrapeTarget
 from tests.monitoring_pages.conftest import demo_deployment, make_environment
 from tests.support.pages import html_of
@@ -81,6 +82,24 @@ def test_overview_lists_deployments_worst_first(browser_for, team, local_env):
     assert 'hx-trigger="every 10s"' in html
     assert 'aria-current="page">Monitoring</a>' in html
     assert '<option value="1h" selected>' in html  # the default window, shown as chosen
+
+
+def test_overview_ranks_every_deployment_and_shows_a_page_of_them(
+    browser_for, team, local_env, monkeypatch
+):
+    monkeypatch.setattr(monitoring_views, "OVERVIEW_PAGE_SIZE", 2)
+    for name, ok, failed in (("healthy-one", 100, 0), ("failing-one", 50, 50)):
+        demo_deployment(team, local_env, {}, model_name=name)
+        scraped(name, ok, failed)
+    demo_deployment(team, local_env, {}, model_name="silent-one")
+    client = browser_for("viewer")
+    first = html_of(client, "/monitoring/")
+    assert ">failing-one</a>" in first and ">healthy-one</a>" in first
+    assert ">silent-one</a>" not in first and "Page 1 of 2" in first
+    assert "1 failing" in first and "1 no data" in first  # counted over every deployment
+    second = html_of(client, "/monitoring/?window=1h&page=2")
+    assert ">silent-one</a>" in second and ">failing-one</a>" not in second
+    assert 'hx-get="/monitoring/?window=1h&amp;page=2"' in second  # the refresh keeps the page
 
 
 def test_overview_shows_only_visible_deployments(browser_for, team, local_env):

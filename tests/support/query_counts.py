@@ -17,10 +17,10 @@ COUNTS_FILE = Path(__file__).resolve().parent.parent / "query_counts.json"
 SMALL, LARGE = 1, 50
 
 
-def count_queries(client: Any, url: str) -> int:
+def count_queries(client: Any, url: str, status: int = 200) -> int:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
-    assert response.status_code == 200, (url, response.content[:200])
+    assert response.status_code == status, (url, response.content[:200])
     return len(queries)
 
 
