@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from core.errors import NotFound
 from identity.permissions import Action, can, require
@@ -85,6 +86,23 @@ def _last_rollbacks() -> Prefetch:
     )
 
 
+def _newest_rollback() -> Prefetch:
+    # Only the newest rollback, for one deployment's page or API answer: a deployment rolled back
+    # many times must not load its whole history to show the last one (bench/rollback.py).
+    newest = Window(
+        RowNumber(),
+        partition_by=[F("deployment_id")],
+        order_by=[F("created_at").desc(), F("id").desc()],
+    )
+    return Prefetch(
+        "rollbacks",
+        queryset=Rollback.objects.select_related("to_version", "from_version")
+        .annotate(newest=newest)
+        .filter(newest=1),
+        to_attr="rollback_history",
+    )
+
+
 def deployment_list(principal: Any) -> QuerySet[Deployment]:
     """Deployments the principal may see, each with `active_releases` (0 or 1) and
     `rollback_history` prefetched: a constant number of queries for any number of rows."""
@@ -108,7 +126,13 @@ def deployment_get(principal: Any, deployment_id: int | str, *, field: str = "id
         pk = int(deployment_id)
     except (TypeError, ValueError):
         raise NotFound(f"{deployment_id!r} is not a deployment id", field=field) from None
-    deployment = deployment_list(principal).filter(pk=pk).first()
+    deployment = (
+        deployment_list(principal)
+        .prefetch_related(None)
+        .prefetch_related(_active_releases(), _newest_rollback())
+        .filter(pk=pk)
+        .first()
+    )
     if deployment is None:
         raise NotFound(f"no deployment {deployment_id}", field=field)
     require(principal, Action.DEPLOYMENT_VIEW, deployment)

@@ -66,6 +66,23 @@ def test_it_shows_config_active_release_and_last_rollback(client_for, deployment
     assert body["effective_strategy_params"]["steps"] == [10, 50, 100]
 
 
+def test_one_deployment_loads_only_its_newest_rollback(client_for, deployment, people):
+    from deployments import selectors
+
+    for reason in ("first", "second", "third"):
+        Rollback.objects.create(
+            deployment=deployment,
+            from_version=deployment.stable_version,
+            to_version=deployment.previous_stable_version,
+            actor_label="owner",
+            reason=reason,
+        )
+    loaded = selectors.deployment_get(people["viewer"], deployment.pk)
+    assert [rb.reason for rb in loaded.rollback_history] == ["third"]
+    body = client_for("viewer").get(f"{URL}{deployment.pk}/").json()
+    assert body["last_rollback"]["reason"] == "third"
+
+
 @pytest.mark.parametrize("who", ["maintainer", "owner", "token:write"])
 def test_maintainers_and_write_tokens_create_a_deployment(client_for, versions, envs, who):
     response = client_for(who).post(URL, create_body(), format="json")
