@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
+from rest_framework.permissions import SAFE_METHODS
 
 
 class StrictCharField(serializers.CharField):
@@ -108,3 +110,24 @@ IDEMPOTENCY_PARAM = OpenApiParameter(
     required=False,
     description="Retry-safe POST: a retry with the same key and body returns the first result.",
 )
+
+
+class ReadsWithoutTransaction:
+    """Viewset mixin: reads (GET, HEAD, OPTIONS) run in autocommit, writes in one transaction.
+
+    ATOMIC_REQUESTS wraps every view in BEGIN ... COMMIT, two extra round trips for a read that
+    runs one or two SELECTs (a CI pipeline polls these endpoints). Writes keep exactly the
+    behaviour ATOMIC_REQUESTS gives them: the whole request is one transaction, an error handled
+    by the exception handler rolls it back (set_rollback), and an escaping exception too. A read
+    that runs inside a transaction someone else opened (a test's, a caller's) gets a savepoint as
+    before, so that an error's set_rollback never marks the outer transaction."""
+
+    @classmethod
+    def as_view(cls, *args: Any, **kwargs: Any) -> Any:
+        return transaction.non_atomic_requests(super().as_view(*args, **kwargs))  # type: ignore[misc]
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if request.method in SAFE_METHODS and not transaction.get_connection().in_atomic_block:
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from core.errors import Conflict, NotFound, ValidationFailed
 from identity import audit
@@ -132,13 +133,10 @@ def version_register(
     if training_metrics is not None and not isinstance(training_metrics, dict):
         raise ValidationFailed("must be an object", field="training_metrics")
     digest_verified = validation.verify_artifact(artifact_uri, artifact_digest)
-    # The row lock serialises concurrent registrations so numbers stay dense and monotonic.
-    locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-    locked.last_version_number += 1
-    locked.save(update_fields=["last_version_number", "updated_at"])
+    number = _next_version_number(model)
     version = ModelVersion.objects.create(
-        model=locked,
-        number=locked.last_version_number,
+        model=model,
+        number=number,
         artifact_uri=artifact_uri,
         artifact_digest=artifact_digest,
         digest_verified=digest_verified,
@@ -178,6 +176,27 @@ def version_register(
         ),
     )
     return version
+
+
+def _next_version_number(model: RegisteredModel) -> int:
+    """Hand out the model's next version number. The UPDATE takes the row lock, which serialises
+    concurrent registrations so numbers stay dense and monotonic, and RETURNING reads the number
+    in the same round trip (the ORM has no UPDATE ... RETURNING; PostgreSQL and SQLite >= 3.35
+    both have it). Must run inside the registration's transaction."""
+    table = connection.ops.quote_name(RegisteredModel._meta.db_table)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_version_number = last_version_number + 1, "  # noqa: S608
+            "updated_at = %s WHERE id = %s RETURNING last_version_number",
+            [connection.ops.adapt_datetimefield_value(now), model.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"no model {model.name!r}", field="model")
+    model.last_version_number = row[0]
+    model.updated_at = now
+    return row[0]
 
 
 @transaction.atomic

@@ -53,3 +53,11 @@ def _routes(resolver, prefix=""):  # type: ignore[no-untyped-def]
             yield from _routes(pattern, prefix + str(pattern.pattern))
         else:
             yield prefix + str(pattern.pattern)
+
+
+def test_version_lists_document_cursor_paging(schema):
+    op = schema["paths"]["/api/v1/models/{model_name}/versions/"]["get"]
+    assert {"cursor", "limit", "ordering"} <= {p["name"] for p in op["parameters"]}
+    assert "offset" not in {p["name"] for p in op["parameters"]}
+    page = schema["components"]["schemas"]["PaginatedVersionList"]["properties"]
+    assert set(page) == {"next", "previous", "results"}

@@ -7,7 +7,8 @@ from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import IDEMPOTENCY_PARAM
+from core.api import IDEMPOTENCY_PARAM, ReadsWithoutTransaction
+from core.pagination import KeysetPagination
 from identity import selectors as identity_selectors
 from identity.audit import actor_of
 from identity.idempotency import idempotent
@@ -19,7 +20,7 @@ from . import serializers as s
 
 
 @extend_schema(tags=["models"])
-class ModelViewSet(viewsets.GenericViewSet):
+class ModelViewSet(ReadsWithoutTransaction, viewsets.GenericViewSet):
     serializer_class = s.ModelSerializer
     lookup_field = "name"
     filterset_class = ModelFilterSet
@@ -58,14 +59,24 @@ class ModelViewSet(viewsets.GenericViewSet):
         return Response(s.ModelSerializer(model).data)
 
 
+class VersionPagination(KeysetPagination):
+    """Versions newest first, by cursor on (model, number); `ordering=number` (or `created_at`,
+    the same order) walks them oldest first."""
+
+    key = "number"
+    key_aliases = frozenset({"created_at"})
+    ordering = "-number"
+
+
 @extend_schema(tags=["versions"])
-class VersionViewSet(viewsets.GenericViewSet):
+class VersionViewSet(ReadsWithoutTransaction, viewsets.GenericViewSet):
     serializer_class = s.VersionSerializer
     lookup_field = "number"
     lookup_value_regex = r"\d+"
     filterset_class = VersionFilterSet
     ordering_fields = ["number", "created_at"]
     ordering = ["-number"]
+    pagination_class = VersionPagination
 
     def model(self):  # type: ignore[no-untyped-def]
         return selectors.model_get(self.request.user, self.kwargs["model_name"])
@@ -73,14 +84,17 @@ class VersionViewSet(viewsets.GenericViewSet):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):  # schema generation has no URL kwargs
             return ModelVersion.objects.none()
-        return selectors.version_list(self.model())
+        self._model = self.model()
+        return selectors.version_page_queryset(self._model)
 
     def list(self, request: Request, model_name: str) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        page = selectors.with_alias_names(self._model, page)
         return self.get_paginated_response(s.VersionSerializer(page, many=True).data)
 
     def retrieve(self, request: Request, model_name: str, number: str) -> Response:
-        return Response(s.VersionSerializer(selectors.version_get(self.model(), number)).data)
+        version = selectors.version_detail(request.user, model_name, number)
+        return Response(s.VersionSerializer(version).data)
 
     @extend_schema(
         request=s.VersionCreateSerializer,
@@ -92,7 +106,7 @@ class VersionViewSet(viewsets.GenericViewSet):
             model = self.model()
             data = s.VersionCreateSerializer.parse(request.data)
             version = services.version_register(actor=actor_of(request), model=model, **data)
-            version = selectors.version_get(model, version.number)
+            version.alias_names = []  # a new version has no alias yet
             return Response(s.VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, handler)
@@ -107,7 +121,7 @@ class VersionViewSet(viewsets.GenericViewSet):
 
 
 @extend_schema(tags=["aliases"])
-class AliasViewSet(viewsets.GenericViewSet):
+class AliasViewSet(ReadsWithoutTransaction, viewsets.GenericViewSet):
     serializer_class = s.AliasSerializer
     lookup_field = "alias"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
