@@ -12,7 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import IDEMPOTENCY_PARAM
+from core.api import IDEMPOTENCY_PARAM, ReadsWithoutTransaction
 from deployments import selectors, services
 from deployments.filtersets import DeploymentFilterSet, ReleaseFilterSet
 from deployments.models import Deployment, Release
@@ -57,7 +57,7 @@ class EnvironmentViewSet(viewsets.GenericViewSet):
 
 
 @extend_schema(tags=["deployments"])
-class DeploymentViewSet(viewsets.GenericViewSet):
+class DeploymentViewSet(ReadsWithoutTransaction, viewsets.GenericViewSet):
     serializer_class = s.DeploymentSerializer
     filterset_class = DeploymentFilterSet
     lookup_value_regex = r"\d+"
@@ -142,7 +142,7 @@ RELEASE_ACTION_DOC = {
 
 
 @extend_schema(tags=["releases"])
-class ReleaseViewSet(viewsets.GenericViewSet):
+class ReleaseViewSet(ReadsWithoutTransaction, viewsets.GenericViewSet):
     serializer_class = s.ReleaseSerializer
     filterset_class = ReleaseFilterSet
     lookup_value_regex = r"\d+"
