@@ -97,9 +97,17 @@ def main(argv: list[str] | None = None) -> int:
             "timeout_graceful_shutdown": int(settings.request_timeout_seconds) + 5,
         }
         if args.workers > 1:
-            uvicorn.run(
-                "serving.app:create_app_from_env", factory=True, workers=args.workers, **common
-            )
+            from serving.workers import WorkerSupervisor, reuseport_supported
+
+            if not reuseport_supported():
+                uvicorn.run(
+                    "serving.app:create_app_from_env", factory=True, workers=args.workers, **common
+                )
+                return 0
+            # One SO_REUSEPORT socket per worker: the kernel spreads connections over them
+            # (uvicorn's shared socket let one worker take a whole burst of connections).
+            app = {"app": "serving.app:create_app_from_env", "factory": True}
+            return WorkerSupervisor({**app, **common}, args.workers).run()
         else:
             from threadpoolctl import threadpool_limits
 

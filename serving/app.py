@@ -15,7 +15,6 @@ control plane through the on-disk outbox. Without one, nothing on the request pa
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -34,8 +33,15 @@ from serving.metrics import ServingMetrics
 from serving.outbox import OutboxUnavailable
 from serving.packaging import LoadedModel, PackageError, Prediction, load_package
 from serving.protocol import (
+    HEADER_LENGTH,
+    INFER_BODY_TYPES,
     JSON,
+    JSON_BODY_TYPES,
+    OCTET_STREAM,
+    InferOptions,
     check_content_type,
+    dumps,
+    encode_infer_response,
     infer_response,
     metadata_response,
     parse_fault_settings,
@@ -45,6 +51,7 @@ from serving.protocol import (
     problem,
     read_body,
     request_id_for,
+    split_infer_body,
 )
 from serving.review import (
     Reviewer,
@@ -66,12 +73,15 @@ from serving.validation import (
 # prediction. Larger ones go to a worker thread so the request timeout can answer 504 on time.
 INLINE_MAX_ROWS = 32
 
-# Turn a request body into validated columns plus what the renderer needs, or raise a Rejection.
-ParseRequest = Callable[[Any, InstanceValidator], tuple[dict[str, list], Any]]
+# (request, body) to validated columns plus what the renderer needs, or raise a Rejection.
+ParseRequest = Callable[[Request, bytes, InstanceValidator], tuple[dict[str, list], Any]]
 # (model, name, version, prediction, parsed options, request id) to a response body.
 RenderResponse = Callable[[LoadedModel, str, str, Prediction, Any, str], dict[str, Any]]
 # (response body, the held rows' reviews) to the pending-review body of that endpoint.
 HoldResponse = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
+# (answered body, parsed options) to the response bytes and, for binary tensor data, the length
+# of their JSON header.
+EncodeResponse = Callable[[dict[str, Any], Any], tuple[bytes, int | None]]
 # How long a caller should wait before retrying when held rows cannot be queued (503).
 REVIEW_RETRY_AFTER_SECONDS = 30
 
@@ -98,13 +108,26 @@ class ServiceState:
     failure: str | None = None
 
 
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
-
-
 def _json(payload: Any, status: int = 200, request_id: str | None = None) -> Response:
     headers = {"X-Request-ID": request_id} if request_id else None
-    return Response(_dumps(payload), status_code=status, media_type=JSON, headers=headers)
+    return Response(dumps(payload), status_code=status, media_type=JSON, headers=headers)
+
+
+def _parse_predict(
+    request: Request, body: bytes, validator: InstanceValidator
+) -> tuple[dict[str, list], None]:
+    return parse_predict_request(parse_json(body), validator)
+
+
+def _parse_infer(
+    request: Request, body: bytes, validator: InstanceValidator
+) -> tuple[dict[str, list], InferOptions]:
+    payload, binary = split_infer_body(body, request.headers.get(HEADER_LENGTH))
+    return parse_infer_request(payload, validator, binary)
+
+
+def _encode_json(payload: dict[str, Any], options: Any) -> tuple[bytes, None]:
+    return dumps(payload), None
 
 
 def _synthetic_instance(validator: InstanceValidator, model: LoadedModel) -> dict[str, Any]:
@@ -130,6 +153,7 @@ def _load_and_warm(loader: Callable[[], LoadedModel], settings: ServingSettings)
         model.manifest["input_schema"],
         max_string_length=settings.max_string_length,
         max_batch=settings.max_batch,
+        feature_order=model.feature_names,
     )
     examples = [
         ex["instances"]
@@ -258,19 +282,27 @@ def create_app(
 
     @app.get("/v2")
     async def server_metadata() -> Response:
-        return _json({"name": "modelplane-serving", "version": "1", "extensions": []})
+        return _json(
+            {"name": "modelplane-serving", "version": "1", "extensions": ["binary_tensor_data"]}
+        )
 
-    def model_or_404(name: str) -> ServedModel | Response:
+    def model_or_404(name: str, version: str | None = None) -> ServedModel | Response:
+        """The served model when `name` (and `version`, when the path has one) is it."""
         served = state.served
         if served is None:
             return not_ready()
         if name != served.name:
             return _json({"error": f"unknown model {field_label(name)}"}, 404)
+        if version is not None and version != settings.model_version:
+            return _json(
+                {"error": f"unknown version {field_label(version)} of model {served.name}"}, 404
+            )
         return served
 
     @app.get("/v2/models/{name}")
-    async def model_metadata(name: str) -> Response:
-        served = model_or_404(name)
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def model_metadata(name: str, version: str | None = None) -> Response:
+        served = model_or_404(name, version)
         if isinstance(served, Response):
             return served
         return _json(
@@ -280,8 +312,9 @@ def create_app(
         )
 
     @app.get("/v2/models/{name}/ready")
-    async def model_ready(name: str) -> Response:
-        served = model_or_404(name)
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_ready(name: str, version: str | None = None) -> Response:
+        served = model_or_404(name, version)
         if isinstance(served, Response):
             return served
         return _json({"name": served.name, "ready": True})
@@ -302,6 +335,8 @@ def create_app(
         parse: ParseRequest,
         render: RenderResponse,
         hold: HoldResponse,
+        encode: EncodeResponse,
+        body_types: frozenset[str],
     ) -> Response:
         started = time.perf_counter()
         request_id = request_id_for(request)
@@ -316,11 +351,12 @@ def create_app(
         held_rows = 0
         columns: dict[str, list] = {}
         prediction: Prediction | None = None
+        options: Any = None
         try:
             async with asyncio.timeout(settings.request_timeout_seconds):
-                check_content_type(request)
+                check_content_type(request, body_types)
                 body = await read_body(request, settings.max_body_bytes)
-                columns, options = parse(parse_json(body), served.validator)
+                columns, options = parse(request, body, served.validator)
                 rows = len(next(iter(columns.values()), ()))
                 fault = fault_switch.get()
                 if fault.latency_ms:
@@ -395,22 +431,47 @@ def create_app(
             latency_ms=round(elapsed * 1000, 3),
             rejection_reason=reason,
         )
-        response = _json(payload, status, request_id)
+        if status == 200:
+            # Only an answered request can take the binary form: a held row's null has no bytes.
+            content, header_length = encode(payload, options)
+        else:
+            content, header_length = dumps(payload), None
+        if header_length is None:
+            response = Response(content, status, {"X-Request-ID": request_id}, JSON)
+        else:
+            response = Response(
+                content,
+                status,
+                {"X-Request-ID": request_id, "Inference-Header-Content-Length": str(header_length)},
+                OCTET_STREAM,
+            )
         if reason == "review_unavailable":
             response.headers["Retry-After"] = str(REVIEW_RETRY_AFTER_SECONDS)
         return response
 
     async def predict(request: Request) -> Response:
         return await serve(
-            request, "predict", parse_predict_request, predict_response, hold_predict_payload
+            request,
+            "predict",
+            _parse_predict,
+            predict_response,
+            hold_predict_payload,
+            _encode_json,
+            JSON_BODY_TYPES,
         )
 
     async def infer(request: Request) -> Response:
-        served = model_or_404(request.path_params["name"])
+        served = model_or_404(request.path_params["name"], request.path_params.get("version"))
         if isinstance(served, Response):
             return served
         return await serve(
-            request, "infer", parse_infer_request, infer_response, hold_infer_payload
+            request,
+            "infer",
+            _parse_infer,
+            infer_response,
+            hold_infer_payload,
+            encode_infer_response,
+            INFER_BODY_TYPES,
         )
 
     # The hot paths are plain Starlette routes matched first: FastAPI's dependency resolution
@@ -418,6 +479,7 @@ def create_app(
     app.router.routes[0:0] = [
         Route("/predict", predict, methods=["POST"]),
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
     ]
 
     # ---- fault switch

@@ -1,7 +1,9 @@
 """The demo model: a small real classifier on scikit-learn's bundled breast-cancer data.
 
 Builds two packaged versions (v1 logistic regression, v2 gradient boosting) and generates realistic
-request rows, optionally drifted, for the traffic generator. It only uses data that ships with
+request rows, optionally drifted, for the traffic generator. `build_wine_package` packages an
+all-numeric pipeline (the wine data) for clients that send one `[batch, n_features]` FP64 tensor,
+as KServe's sklearn server takes it. It only uses data that ships with
 scikit-learn: it must never download anything.
 
 CLI: `python -m serving.demo_model build OUT_DIR [--format onnx]` prints the package infos as JSON.
@@ -125,6 +127,37 @@ def build_demo_versions(
             )
         )
     return infos
+
+
+WINE_MODEL_NAME = "wine"
+
+
+def build_wine_package(out_dir: str | Path, *, format: PackageFormat = "sklearn-skops") -> Any:
+    """A scaled logistic regression on scikit-learn's wine data (13 numeric features, classes 0,
+    1 and 2), packaged into `out_dir`. Returns (package info, fitted pipeline, feature matrix)."""
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_wine()
+    # Names usable as JSON keys and tensor names: "od280/od315_of_diluted_wines" has a slash.
+    names = [n.replace("/", "_") for n in data.feature_names]
+    pipeline = Pipeline(
+        [("scale", StandardScaler()), ("model", LogisticRegression(C=1.0, max_iter=1000))]
+    )
+    # Integer classes, as in the dataset: KServe's sklearn server cannot answer string labels.
+    pipeline.fit(data.data, data.target)
+    suffix = "onnx" if format == "onnx" else "skops"
+    info = package_sklearn(
+        pipeline,
+        data.data,
+        name=WINE_MODEL_NAME,
+        features=[FeatureSpec(name=n, type="numeric") for n in names],
+        out_path=Path(out_dir) / f"{WINE_MODEL_NAME}-{suffix}.zip",
+        format=format,
+    )
+    return info, pipeline, data.data
 
 
 def sample_requests(n: int, drift: bool = False, seed: int | None = None) -> list[dict[str, Any]]:

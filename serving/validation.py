@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ REASONS: tuple[str, ...] = (
     "unknown_category",
     "invalid_shape",
     "invalid_datatype",
+    "invalid_binary_data",
 )
 
 
@@ -186,8 +187,16 @@ class InstanceValidator:
     """Validates batches against one instance schema, compiled to plain Python checks."""
 
     def __init__(
-        self, input_schema: Mapping[str, Any], *, max_string_length: int, max_batch: int
+        self,
+        input_schema: Mapping[str, Any],
+        *,
+        max_string_length: int,
+        max_batch: int,
+        feature_order: Sequence[str] | None = None,
     ) -> None:
+        """`feature_order` (the model's column order, the manifest's feature_names) orders
+        `names`: the columns of a [batch, n_features] tensor. A JSON object's key order (the
+        schema's properties) is not to be trusted for that."""
         unknown = set(input_schema) - _SCHEMA_KEYS
         if unknown:
             raise SchemaUnsupported(f"unsupported schema keywords: {sorted(unknown)}")
@@ -218,6 +227,10 @@ class InstanceValidator:
         if self.required != set(self.rules):
             # The model needs every feature of every row: optional features would leave holes.
             raise SchemaUnsupported("every property must be required, and only properties")
+        if feature_order is not None:
+            if sorted(feature_order) != sorted(self.rules):
+                raise SchemaUnsupported("the feature order must name every property once")
+            self.rules = {name: self.rules[name] for name in feature_order}
         self.names = list(self.rules)
 
     def check_batch_size(self, size: int, field: str) -> None:

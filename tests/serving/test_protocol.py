@@ -97,7 +97,7 @@ def test_an_oip_v2_body_hands_the_tensors_data_to_the_model_without_copying():
     columns, options = parse_infer_request(body, VALIDATOR)
     assert columns == {"radius": [1.5, 1.5], "band": ["small", "small"]}
     assert columns["radius"] is body["inputs"][0]["data"]
-    assert options == {"id": "req-1", "outputs": {"label"}}
+    assert options == {"id": "req-1", "outputs": {"label"}, "binary": frozenset()}
 
 
 def test_an_oip_v2_body_accepts_column_shapes_and_any_numeric_datatype():
@@ -106,7 +106,7 @@ def test_an_oip_v2_body_accepts_column_shapes_and_any_numeric_datatype():
     }
     columns, options = parse_infer_request(body, VALIDATOR)
     assert list(columns) == ["radius", "band"]
-    assert options == {"id": None, "outputs": None}
+    assert options == {"id": None, "outputs": None, "binary": False}
 
 
 # (id, payload, status, field, reason): the rejections the parser raises itself and that
@@ -247,8 +247,13 @@ def test_fault_settings_are_rejected_naming_the_field(payload, field, reason):
 
 def test_the_json_media_type_may_carry_parameters_in_any_case():
     check_content_type(_request({"content-type": "Application/JSON; charset=utf-8"}))
-    rejection = _rejection(check_content_type, _request({}))
+    rejection = _rejection(check_content_type, _request({"content-type": "text/plain"}))
     assert (rejection.status, rejection.errors[0].field) == (415, "content-type")
+
+
+def test_a_body_without_a_content_type_is_read_as_json():
+    # tritonclient sends its JSON requests without one.
+    check_content_type(_request({}))
 
 
 def test_a_streamed_body_is_refused_once_it_passes_the_limit_without_a_content_length():
