@@ -182,7 +182,8 @@ class CpuSplit:
         out["postgresql"] = sum(
             cpu(p)
             for p in psutil.process_iter(["name", "cmdline"])
-            if p.info["name"] == "postgres" and f" {self.database} " in " ".join(p.info["cmdline"])
+            if p.info["name"] == "postgres"
+            and f" {self.database} " in " ".join(p.info["cmdline"] or [])
         )
         return out
 
