@@ -213,16 +213,10 @@ def seed(count: int, fake_url: str, stub_url: str) -> list[Any]:
         TeamFactory,
         UserFactory,
     )
+    from tests.support.stub_model import kubernetes_runtime_config
 
     def runtime_config(namespace: str) -> dict[str, Any]:
-        return {
-            "api_url": fake_url,
-            "namespace": namespace,
-            "version_url_template": stub_url + "/{namespace}/{service}",
-            "entrypoint_url": f"{stub_url}/{namespace}/entry",
-            "max_attempts": 2,
-            "request_timeout": 5.0,
-        }
+        return kubernetes_runtime_config(fake_url, stub_url, namespace, request_timeout=5.0)
 
     system = Actor.system("bench")
     services.environment_create(

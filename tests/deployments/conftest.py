@@ -19,7 +19,7 @@ from identity.audit import Actor
 from tests.factories import ModelVersionFactory, RegisteredModelFactory
 from tests.k8s.fake_apiserver import FakeApiServer
 from tests.support.analyzers import VERDICT_FILE_ENV
-from tests.support.stub_model import stub_model_server
+from tests.support.stub_model import kubernetes_runtime_config, stub_model_server
 
 OUTPUT_SCHEMA = {
     "type": "object",
@@ -118,14 +118,7 @@ def world(people, team, fake_k8s, tmp_path, settings, monkeypatch) -> Iterator[W
     with stub_model_server() as stub_url:
 
         def runtime_config(namespace: str) -> dict[str, Any]:
-            return {
-                "api_url": fake_k8s.url,
-                "namespace": namespace,
-                "version_url_template": stub_url + "/{namespace}/{service}",
-                "entrypoint_url": f"{stub_url}/{namespace}/entry",
-                "max_attempts": 2,
-                "request_timeout": 2.0,
-            }
+            return kubernetes_runtime_config(fake_k8s.url, stub_url, namespace)
 
         system = Actor.system("tests")
         staging = services.environment_create(

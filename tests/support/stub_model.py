@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @contextmanager
@@ -47,3 +48,18 @@ def stub_model_server(*, fail: bool = False) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def kubernetes_runtime_config(
+    api_url: str, stub_url: str, namespace: str, *, request_timeout: float = 2.0
+) -> dict[str, Any]:
+    """An environment's runtime_config for the Kubernetes runtime against the fake API at
+    `api_url`, whose versions (and entry point) the control plane reaches at this stub."""
+    return {
+        "api_url": api_url,
+        "namespace": namespace,
+        "version_url_template": stub_url + "/{namespace}/{service}",
+        "entrypoint_url": f"{stub_url}/{namespace}/entry",
+        "max_attempts": 2,
+        "request_timeout": request_timeout,
+    }
