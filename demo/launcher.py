@@ -415,7 +415,8 @@ def run(args: argparse.Namespace) -> int:
         if release is not None:
             print(f"  v2 waits for approval: {url}releases/{release.pk}/ (log in as approver)")
         print(f"  Demo switches (drift, break v2): {url}demo/")
-        print(f"  Logs: {demo_dir}/*.log   Broker: {settings.CELERY_BROKER_URL.split(':')[0]}")
+        broker = "Redis" if settings.REDIS_URL else f"files in {settings.VAR_DIR / 'broker'}"
+        print(f"  Logs: {demo_dir}/*.log   Broker: {broker}")
         print("  Stop with Ctrl-C.\n", flush=True)
         while not procs.dead():
             time.sleep(1)
