@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import (
     Case,
+    F,
     IntegerField,
     Prefetch,
     Q,
@@ -18,7 +19,7 @@ from django.db.models import (
     When,
 )
 
-from core.errors import NotFound
+from core.errors import NotFound, ValidationFailed
 from identity.models import team_memberships
 from identity.permissions import Action, require
 
@@ -145,6 +146,61 @@ def alerts_in_view(principal: Any, view: AlertView) -> AlertQuerySet:
     return alerts.order_by(_by_severity(), "-starts_at", "-id")
 
 
+def _severity_level() -> Case:
+    # The higher the worse: sorting it descending puts critical first (the rank reversed).
+    return Case(
+        *(
+            When(severity=value, then=Value(len(SEVERITY_RANK) - rank))
+            for value, rank in SEVERITY_RANK.items()
+        ),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def _incident_status_order() -> Case:
+    return Case(
+        *(When(status=s, then=Value(i)) for i, s in enumerate(IncidentStatus.values)),
+        output_field=IntegerField(),
+    )
+
+
+# The columns a list of alerts or incidents sorts on; a leading "-" sorts descending.
+ALERT_SORTS = {
+    "severity": _severity_level,
+    "since": lambda: F("starts_at"),
+    "title": lambda: F("title"),
+    "resolved": lambda: F("resolved_at"),
+}
+INCIDENT_SORTS = {
+    "status": _incident_status_order,
+    "severity": _severity_level,
+    "opened": lambda: F("opened_at"),
+    "title": lambda: F("title"),
+}
+
+
+def _sorted(rows: Any, columns: dict[str, Any], sort: str, *ties: str) -> Any:
+    key = sort.removeprefix("-")
+    if key not in columns:
+        raise ValidationFailed(f"must be one of {sorted(columns)}, or one with '-'", field="sort")
+    column = columns[key]()
+    first = column.desc(nulls_last=True) if sort.startswith("-") else column.asc(nulls_last=True)
+    return rows.order_by(first, *ties)
+
+
+def alerts_sorted(alerts: AlertQuerySet, sort: str) -> AlertQuerySet:
+    """A list of alerts sorted on one column of ALERT_SORTS ("-severity": worst first), ties
+    newest first. An unknown column is bad input on the field `sort`."""
+    return _sorted(alerts, ALERT_SORTS, sort, "-starts_at", "-id")
+
+
+def incidents_sorted(incidents: Any, sort: str) -> Any:
+    """A list of incidents sorted on one column of INCIDENT_SORTS ("status": open first), ties
+    newest first."""
+    return _sorted(incidents, INCIDENT_SORTS, sort, "-opened_at", "-id")
+
+
 def alert_events(alert: Alert) -> QuerySet[AlertEvent]:
     return alert.events.order_by("at", "id")
 
@@ -183,14 +239,6 @@ def policies_with_steps(principal: Any) -> Any:
     return policy_list(principal).prefetch_related(Prefetch("steps", queryset=steps))
 
 
-def incidents_open_first(principal: Any) -> Any:
-    order = Case(
-        *(When(status=s, then=Value(i)) for i, s in enumerate(IncidentStatus.values)),
-        output_field=IntegerField(),
-    )
-    return incident_list(principal).order_by(order, "-opened_at", "-id")
-
-
 def channel_list(principal: Any) -> Any:
     return NotificationChannel.objects.visible_to(principal).select_related("team")
 
@@ -202,3 +250,10 @@ def channel_get(principal: Any, channel_id: int | str, *, field: str = "id") -> 
         raise NotFound(f"no notification channel {channel_id}", field=field)
     require(principal, Action.TEAM_VIEW, channel)
     return channel
+
+
+def alerts_for_me(principal: Any) -> AlertQuerySet:
+    """Open alerts (firing or acknowledged) assigned to the principal, by hand or by the
+    escalation that picked them from an on-call rotation, or of a team whose on-call duty they
+    hold, worst first: the home page's share of the alerts page's "My alerts" tab."""
+    return alerts_in_view(principal, AlertView.MINE)

@@ -670,8 +670,8 @@ def seed(scale: float, log: Callable[[str], None]) -> dict[str, Any]:
 def pages(seeded: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(name, ratchet key, url) of every page measured."""
     return [
-        ("home (redirect)", "home", "/"),
-        ("models (home lands here)", "models", "/models/"),
+        ("home (what needs me)", "home", "/"),
+        ("models", "models", "/models/"),
         ("deployments overview", "deployments", "/deployments/"),
         ("monitoring overview", "monitoring", "/monitoring/"),
         ("model page (1,000 versions)", "model-detail", "/models/model-000/"),

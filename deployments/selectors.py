@@ -12,8 +12,9 @@ from django.db.models import F, Prefetch, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from core.errors import NotFound
+from identity.models import team_roles, visible_team_ids
 from identity.permissions import Action, can, require
-from registry.models import ModelVersion
+from registry.models import ModelVersion, RegisteredModel
 
 from . import policy
 from .engine import (
@@ -41,6 +42,7 @@ from .models import (
     ReleaseState,
     ReleaseStep,
     Rollback,
+    RollbackState,
 )
 
 RECENT_RELEASES = 10
@@ -156,6 +158,143 @@ def last_rollback(deployment: Deployment) -> Rollback | None:
     if history is None:
         return deployment.rollbacks.select_related("to_version", "from_version").first()
     return history[0] if history else None
+
+
+@dataclass(frozen=True)
+class DeploymentLive:
+    """The part of the deployment page that moves: its tile (stable version, active release,
+    traffic), its newest rollback, and whether something is still under way (a release, or a
+    rollback not yet done): the page polls only while `in_progress`."""
+
+    tile: DeploymentTile
+    rollback: Rollback | None
+
+    @property
+    def rolling_back(self) -> bool:
+        return self.rollback is not None and self.rollback.state == RollbackState.PENDING
+
+    @property
+    def in_progress(self) -> bool:
+        return self.tile.release is not None or self.rolling_back
+
+
+def deployment_live(deployment: Deployment) -> DeploymentLive:
+    """From what `deployment_get` prefetched: no query of its own."""
+    return DeploymentLive(deployment_tile(deployment), last_rollback(deployment))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configured value as a page shows it: a human label and its text, never a repr."""
+
+    key: str
+    label: str
+    text: str
+
+
+def _seconds(value: Any) -> str:
+    seconds = float(value)
+    text = f"{seconds:g} s"
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{text} ({seconds / size:g} {unit})"
+    return text
+
+
+def _percent(value: Any) -> str:
+    return f"{float(value):g}%"
+
+
+def _plain(value: Any) -> str:
+    """Any JSON value as words: lists joined, objects as "key: value", never a Python repr."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return (
+            "; ".join(f"{str(k).replace('_', ' ')}: {_plain(v)}" for k, v in value.items()) or "—"
+        )
+    return str(value)
+
+
+# What each strategy parameter means (deployments/validation.STRATEGY_PARAMS, engine/plan.py),
+# in the order a reader wants them: key -> (label, how its value reads).
+STRATEGY_SETTINGS: dict[str, tuple[str, Any]] = {
+    "steps": ("Traffic steps", lambda v: " → ".join(_percent(s) for s in v)),
+    "analysis_interval_seconds": (
+        "Analysis window",
+        lambda v: _seconds(v) if float(v) else "none (no canary analysis)",
+    ),
+    "analysis_warmup_seconds": ("Warm-up before each window", _seconds),
+    "min_requests": ("Minimum requests per side", lambda v: f"{int(v):,}"),
+    "mirror_percent": ("Mirrored to the new version", _percent),
+    "max_cost_increase": ("Cost increase allowed", lambda v: _percent(float(v) * 100)),
+    "keep_warm_seconds": ("Previous version kept warm", _seconds),
+    "progress_deadline_seconds": ("Progress deadline", _seconds),
+}
+
+
+def strategy_settings(params: dict[str, Any]) -> list[Setting]:
+    """A strategy's effective parameters as labelled fields ("Traffic steps: 20% → 50% →
+    100%"); a key this list does not know still reads as "its name: its value"."""
+    rows = []
+    for key, (label, fmt) in STRATEGY_SETTINGS.items():
+        if key in params:
+            try:
+                text = fmt(params[key])
+            except (TypeError, ValueError):
+                text = _plain(params[key])
+            rows.append(Setting(key, label, text))
+    for key in sorted(set(params) - set(STRATEGY_SETTINGS), key=str):
+        rows.append(Setting(key, str(key).replace("_", " ").capitalize(), _plain(params[key])))
+    return rows
+
+
+def config_settings(config: DeploymentConfig) -> list[Setting]:
+    """The parts of a config revision beyond its size and SLO, as labelled fields: drift
+    thresholds, budget, public environment, metrics query overrides and the review policy."""
+    rows = [
+        Setting(
+            "drift",
+            "Drift thresholds",
+            f"warn at {config.drift_warn:g}, alert at {config.drift_alert:g}",
+        ),
+        Setting(
+            "monthly_budget",
+            "Monthly budget",
+            f"{config.monthly_budget:,.2f}" if config.monthly_budget is not None else "none",
+        ),
+    ]
+    env = config.env if isinstance(config.env, dict) else {}
+    rows.append(
+        Setting(
+            "env",
+            "Environment",
+            ", ".join(f"{k}={_plain(v)}" for k, v in sorted(env.items())) or "none",
+        )
+    )
+    queries = config.metrics_queries if isinstance(config.metrics_queries, dict) else {}
+    rows.append(
+        Setting(
+            "metrics_queries",
+            "Metrics queries overridden",
+            ", ".join(sorted(str(k).replace("_", " ") for k in queries)) or "none (the defaults)",
+        )
+    )
+    policy_ = config.review_policy if isinstance(config.review_policy, dict) else {}
+    rows.append(
+        Setting(
+            "review_policy",
+            "Human review",
+            _plain(policy_) if policy_ else "none (no prediction is reviewed)",
+        )
+    )
+    return rows
 
 
 def deployment_configs(deployment: Deployment) -> QuerySet[DeploymentConfig]:
@@ -530,3 +669,53 @@ def release_timeline(release: Release) -> list[TimelineEntry]:
         TimelineEntry(step, analysis_table(step.evidence) if step.kind == "analysis" else None)
         for step in release.steps.all()
     ]
+
+
+# Home: what needs the signed-in person ----------------------------------------------------------
+
+
+def _approver_team_ids(principal: Any) -> set[int] | None:
+    """The teams where `principal` may approve some release (None: every team), asked of
+    `permissions.can` with an unsaved release of each team the principal belongs to and no
+    author: the duty, the rank and the human-only rule stay in identity. No query."""
+    teams = visible_team_ids(principal)
+    if teams is None:
+        return None
+    return {
+        team_id
+        for team_id in teams
+        if can(
+            principal,
+            Action.RELEASE_APPROVE,
+            Release(deployment=Deployment(model=RegisteredModel(team_id=team_id))),
+        )
+    }
+
+
+def releases_awaiting_approval(principal: Any) -> list[Release]:
+    """Releases waiting for an approval this principal may give and has not given yet, longest
+    waiting first. Who may approve is `release_actions`'s answer (the state from policy, the
+    approver duty, four eyes and "a person decides" from permissions.can), asked of each
+    candidate after the query keeps only the teams where the principal approves at all: at
+    most one active release per deployment, each loaded with the team `can` reads, in one
+    query whatever their number."""
+    candidates = (
+        release_list(principal)
+        .filter(state=ReleaseState.AWAITING_APPROVAL)
+        .exclude(approvals__user_id=getattr(principal, "pk", None))
+        .order_by("created_at", "id")
+    )
+    teams = _approver_team_ids(principal)
+    if teams is not None:
+        candidates = candidates.filter(deployment__model__team_id__in=teams)
+    return [r for r in candidates if "approve" in release_actions(principal, r)]
+
+
+def releases_in_flight(principal: Any) -> QuerySet[Release]:
+    """Active releases of the models of the teams the principal belongs to (a superuser's own
+    teams too, not every team's), newest first."""
+    return (
+        release_list(principal)
+        .filter(state__in=ACTIVE_STATES, deployment__model__team_id__in=list(team_roles(principal)))
+        .order_by("-created_at", "-id")
+    )

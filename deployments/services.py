@@ -395,11 +395,15 @@ def _locked(release: Release) -> Release:
 @transaction.atomic
 def release_decide(*, actor: Actor, release: Release, decision: str, comment: str = "") -> Release:
     """Approve or reject. Never the release's author, never a CI token (both rules live in
-    permissions.refusal); a high-risk model needs two distinct approvers."""
+    permissions.refusal); a high-risk model needs two distinct approvers. A rejection says why
+    (the author reads it to fix the version); an approval's comment is optional."""
     require(actor.principal, Action.RELEASE_APPROVE, release)
     release = _locked(release)
     if decision not in ApprovalDecision.values:
         raise ValidationFailed("must be approve or reject", field="decision")
+    comment = comment.strip()
+    if decision == ApprovalDecision.REJECT and not comment:
+        raise ValidationFailed("is required to reject a release", field="comment")
     if release.state != ReleaseState.AWAITING_APPROVAL:
         existing = Approval.objects.filter(
             release=release, user=actor.user, decision=decision
@@ -427,7 +431,7 @@ def release_decide(*, actor: Actor, release: Release, decision: str, comment: st
             ReleaseState.REJECTED,
             actor=actor,
             kind="reject",
-            reason=comment or "rejected",
+            reason=comment,
             outcome="rejected",
         )
         return release

@@ -6,11 +6,13 @@ domain refuses, names the field, and the page shows the refusal on that field.""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django import forms
 
-from alerts.models import IncidentStatus
-from alerts.selectors import AlertView
+from alerts.filtersets import ME
+from alerts.models import AlertStatus, IncidentStatus, Severity
+from alerts.selectors import ALERT_SORTS, INCIDENT_SORTS, AlertView
 from identity.models import Membership
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
@@ -20,14 +22,77 @@ def _member_choices(members: Iterable[Membership]) -> list[tuple[str, str]]:
     return [("", "Choose a member"), *((m.user.username, m.user.username) for m in members)]
 
 
-class AlertViewForm(forms.Form):
+def _sort_choices(columns: Iterable[str]) -> list[tuple[str, str]]:
+    return [choice for key in columns for choice in ((key, key), (f"-{key}", f"-{key}"))]
+
+
+class ListForm(forms.Form):
+    """The filters and the sort of a list page, all optional. A bad value is refused (the page
+    answers 400 naming the field) and the page shows the list as if it were absent. `filters()`
+    says it in the words of the domain's FilterSet: `choices` as one-value lists, the "mine"
+    box as `me` on the `mine_filter` field."""
+
+    severity = forms.ChoiceField(
+        choices=[("", "Any severity"), *Severity.choices], required=False, label="Severity"
+    )
+
+    default_sort = ""
+    choices: tuple[str, ...] = ("status", "severity")
+    mine_filter = ""
+
+    def value(self, name: str, default: Any = None) -> Any:
+        if not self.is_bound:
+            return default
+        self.is_valid()
+        value = self.cleaned_data.get(name)
+        return default if value in (None, "", False) else value
+
+    def ordering(self) -> str:
+        return str(self.value("sort", self.default_sort))
+
+    def filters(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            name: [self.value(name)] for name in self.choices if self.value(name)
+        }
+        if self.value("mine"):
+            data[self.mine_filter] = ME
+        return data
+
+
+class AlertViewForm(ListForm):
     view = forms.ChoiceField(choices=AlertView.choices, required=False, label="Show")
+    status = forms.ChoiceField(
+        choices=[("", "Any state"), *AlertStatus.choices], required=False, label="State"
+    )
+    mine = forms.BooleanField(required=False, label="Assigned to me")
+    deployment = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    sort = forms.ChoiceField(choices=_sort_choices(ALERT_SORTS), required=False, label="Sort")
+    mine_filter = "assignee"
 
     def chosen(self) -> AlertView:
         """The valid tab, or "my alerts" (the page then says why with a 400)."""
-        if self.is_bound and self.is_valid() and self.cleaned_data["view"]:
-            return AlertView(self.cleaned_data["view"])
-        return AlertView.MINE
+        return AlertView(self.value("view", AlertView.MINE))
+
+    def ordering(self) -> str:
+        default = "-resolved" if self.chosen() == AlertView.RESOLVED else "-severity"
+        return str(self.value("sort", default))
+
+    def filters(self) -> dict[str, Any]:
+        """What to narrow the tab to, as alerts.filtersets.AlertFilterSet reads it."""
+        data = super().filters()
+        if self.value("deployment"):
+            data["deployment"] = self.value("deployment")
+        return data
+
+
+class IncidentListForm(ListForm):
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *IncidentStatus.choices], required=False, label="Status"
+    )
+    mine = forms.BooleanField(required=False, label="Owned by me")
+    sort = forms.ChoiceField(choices=_sort_choices(INCIDENT_SORTS), required=False, label="Sort")
+    default_sort = "status"
+    mine_filter = "owner"
 
 
 class AcknowledgeForm(forms.Form):

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from alerts import incidents, lifecycle, oncall, selectors
+from alerts.filtersets import AlertFilterSet, IncidentFilterSet
 from alerts.models import Alert, AlertStatus, Incident, Schedule
 from core import clock
 from deployments import selectors as deployment_selectors
@@ -28,6 +29,7 @@ from monitoring import selectors as monitoring_selectors
 from .alert_forms import (
     AcknowledgeForm,
     AlertViewForm,
+    IncidentListForm,
     IncidentOwnerForm,
     IncidentStatusForm,
     NoteForm,
@@ -137,18 +139,28 @@ def _rollback_button(user: Any, deployment: Deployment | None) -> dict[str, Any]
 @page("GET")
 def alert_list(request: HttpRequest) -> HttpResponse:
     """My alerts by default; the tabs show my teams' open and resolved alerts and the triage
-    list (alerts whose labels named no deployment)."""
-    form = AlertViewForm(request.GET if "view" in request.GET else None)
+    list (alerts whose labels named no deployment). Each tab filters (state, severity, assigned
+    to me, one deployment), sorts on its column headers and pages."""
+    form = AlertViewForm(request.GET or None)
     view = form.chosen()
-    status = 400 if form.is_bound and not form.is_valid() else 200
+    sort = form.ordering()
+    alerts = AlertFilterSet(
+        form.filters(), queryset=selectors.alerts_in_view(request.user, view), request=request
+    ).qs
     context = {
         "form": form,
         "view": view,
         "views": selectors.AlertView.choices,
-        "page_obj": _paginate(request, selectors.alerts_in_view(request.user, view)),
+        "sort": sort,
+        "filtered": bool(form.filters()),
+        "page_obj": _paginate(request, selectors.alerts_sorted(alerts, sort)),
         "now": clock.now(),
     }
-    return render(request, "frontend/alerts/list.html", context, status=status)
+    return render(request, "frontend/alerts/list.html", context, status=_list_status(form))
+
+
+def _list_status(form: forms.Form) -> int:
+    return 400 if form.is_bound and not form.is_valid() else 200
 
 
 def _alert_page(
@@ -329,8 +341,20 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 
 @page("GET")
 def incident_list(request: HttpRequest) -> HttpResponse:
-    incidents_page = _paginate(request, selectors.incidents_open_first(request.user))
-    return render(request, "frontend/incidents/list.html", {"page_obj": incidents_page})
+    """My teams' incidents, open ones first; filtered by status, severity and owner (me),
+    sorted on the column headers, paged."""
+    form = IncidentListForm(request.GET or None)
+    sort = form.ordering()
+    found = IncidentFilterSet(
+        form.filters(), queryset=selectors.incident_list(request.user), request=request
+    ).qs
+    context = {
+        "form": form,
+        "sort": sort,
+        "filtered": bool(form.filters()),
+        "page_obj": _paginate(request, selectors.incidents_sorted(found, sort)),
+    }
+    return render(request, "frontend/incidents/list.html", context, status=_list_status(form))
 
 
 def _incident_page(

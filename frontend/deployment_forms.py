@@ -34,7 +34,26 @@ class RollbackForm(forms.Form):
     )
 
 
-class ReleaseActionForm(forms.Form):
-    """The optional note of an approval, rejection or operation."""
+class ReleaseDecisionForm(forms.Form):
+    """An approver's approve or reject. The comment is optional to approve and required to reject:
+    services.release_decide says so, and its error lands on this field (named as the service's
+    keyword)."""
 
-    note = forms.CharField(max_length=2000, required=False, label="Comment or reason")
+    comment = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="Comment (required to reject)",
+        help_text="Recorded in the timeline and the audit log; the author reads why you rejected.",
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )
+
+
+class ReleaseOperationForm(forms.Form):
+    """The optional reason of a promote, pause, resume or abort."""
+
+    reason = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="Reason",
+        help_text="Recorded in the timeline and the audit log.",
+    )

@@ -10,24 +10,45 @@ from typing import Any
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 
 from alerts import selectors as alert_selectors
 from deployments import selectors, services
+from deployments.evidence_series import release_charts
 from deployments.filtersets import ReleaseFilterSet
 from deployments.models import Deployment, Release
+from deployments.release_stages import release_stages
+from deployments.version_diff import release_version_diff
 from identity.permissions import Action, can
 
-from .deployment_forms import ReleaseActionForm, RollbackForm, StartReleaseForm
-from .views import _paginate, is_htmx, page, run_action
+from .deployment_forms import (
+    ReleaseDecisionForm,
+    ReleaseOperationForm,
+    RollbackForm,
+    StartReleaseForm,
+)
+from .views import _paginate, is_htmx, list_sort, page, run_action
 
 VERSIONS_OFFERED = 50
 # Deployments per page of the overview: an installation has thousands, and every row costs
 # its objects and its markup, so the page is bounded (grouped per environment within it).
 OVERVIEW_PAGE_SIZE = 50
 
+# The sorts of the releases list (validated by `list_sort`), newest first by default.
+RELEASE_SORTS: dict[str, tuple[str, ...]] = {
+    "started": ("created_at", "id"),
+    "-started": ("-created_at", "-id"),
+    "deployment": ("deployment__name", "-created_at", "-id"),
+    "-deployment": ("-deployment__name", "-created_at", "-id"),
+    "environment": ("deployment__environment__name", "-created_at", "-id"),
+    "-environment": ("-deployment__environment__name", "-created_at", "-id"),
+    "state": ("state", "-created_at", "-id"),
+    "-state": ("-state", "-created_at", "-id"),
+}
+
 RELEASE_SERVICES: dict[str, tuple[Any, str, str]] = {
-    # verb: (service, keyword of the note, message on success)
+    # verb: (service, keyword of the note (the form's field), message on success)
     "approve": (services.release_decide, "comment", "You approved release #{pk}."),
     "reject": (services.release_decide, "comment", "You rejected release #{pk}."),
     "promote": (services.release_promote, "reason", "Release #{pk} moves to its next step."),
@@ -53,6 +74,28 @@ def deployment_overview(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _deployment_live_context(request: HttpRequest, deployment: Deployment) -> dict[str, Any]:
+    """The live part of the deployment page: what serves now, the active release, the newest
+    rollback and the rollback button (whose target moves once a rollback is done)."""
+    allowed = can(request.user, Action.DEPLOYMENT_ROLLBACK, deployment)
+    return {
+        "deployment": deployment,
+        "live": selectors.deployment_live(deployment),
+        "can_rollback": allowed,
+        "rollback_target": selectors.rollback_target(deployment) if allowed else None,
+    }
+
+
+def _deployment_live(request: HttpRequest, deployment: Deployment) -> HttpResponse:
+    response = render(
+        request,
+        "frontend/deployments/_live.html",
+        _deployment_live_context(request, deployment),
+    )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
 def _deployment_page(
     request: HttpRequest,
     deployment: Deployment,
@@ -63,23 +106,30 @@ def _deployment_page(
     serving = deployment.stable_version.number if deployment.stable_version else None
     start_form = start_form or StartReleaseForm()
     start_form.offer(selectors.deployment_versions(deployment)[:VERSIONS_OFFERED], serving)
+    config = deployment.config
     context = {
-        "deployment": deployment,
-        "config": deployment.config,
-        "tile": selectors.deployment_tile(deployment),
+        **_deployment_live_context(request, deployment),
+        "config": config,
+        "config_settings": selectors.config_settings(config) if config else [],
+        "strategy_settings": selectors.strategy_settings(deployment.effective_strategy_params),
         "releases": list(selectors.deployment_releases(deployment)[: selectors.RECENT_RELEASES]),
         "rollbacks": list(selectors.deployment_rollbacks(deployment)[: selectors.RECENT_ROLLBACKS]),
-        "can_rollback": can(request.user, Action.DEPLOYMENT_ROLLBACK, deployment),
-        "rollback_target": selectors.rollback_target(deployment),
         "can_start_release": can(request.user, Action.RELEASE_CREATE, deployment),
         "start_form": start_form,
     }
-    return render(request, "frontend/deployments/detail.html", context, status=status)
+    response = render(request, "frontend/deployments/detail.html", context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @page("GET")
 def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _deployment_page(request, selectors.deployment_get(request.user, pk))
+    """The deployment page; an HTMX poll gets only its live part, which stops polling once no
+    release or rollback is under way."""
+    deployment = selectors.deployment_get(request.user, pk)
+    if is_htmx(request):
+        return _deployment_live(request, deployment)
+    return _deployment_page(request, deployment)
 
 
 @page("GET")
@@ -88,7 +138,13 @@ def deployment_configs(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "frontend/deployments/configs.html",
-        {"deployment": deployment, "configs": list(selectors.deployment_configs(deployment))},
+        {
+            "deployment": deployment,
+            "configs": [
+                (config, selectors.config_settings(config))
+                for config in selectors.deployment_configs(deployment)
+            ],
+        },
     )
 
 
@@ -96,7 +152,9 @@ def deployment_configs(request: HttpRequest, pk: int) -> HttpResponse:
 def deployment_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     """The confirmation step of the rollback button (GET), naming the version it returns to,
     with the deployment's runbook (rollback notes) and its open alerts; and the rollback
-    itself (POST)."""
+    itself (POST). Posted by HTMX, the answer is the deployment's live part, which replaces the
+    confirmation and polls until the traffic is back; posted plainly, it redirects to the
+    deployment page."""
     deployment = selectors.deployment_get(request.user, pk)
     form = RollbackForm(request.POST if request.method == "POST" else None)
     status = 200
@@ -116,7 +174,16 @@ def deployment_rollback(request: HttpRequest, pk: int) -> HttpResponse:
                     f"Rolling back {deployment.name} in {deployment.environment.name} "
                     f"to v{rollback.to_version.number}.",
                 )
-                return redirect("deployment-detail", pk=deployment.pk)
+                if not is_htmx(request):
+                    return redirect("deployment-detail", pk=deployment.pk)
+                # Read again: the page shows the rollback that was just written.
+                deployment = selectors.deployment_get(request.user, pk)
+                context = _deployment_live_context(request, deployment)
+                response = render(
+                    request, "frontend/deployments/_live.html", {**context, "oob_messages": True}
+                )
+                response["HX-Push-Url"] = reverse("deployment-detail", args=[deployment.pk])
+                return response
             status = outcome.status
         else:
             status = 400
@@ -127,7 +194,15 @@ def deployment_rollback(request: HttpRequest, pk: int) -> HttpResponse:
         "form": form,
         "open_alerts": list(alert_selectors.deployment_open_alerts(request.user, deployment)),
     }
-    return render(request, "frontend/deployments/rollback_confirm.html", context, status=status)
+    if form.is_bound and is_htmx(request):
+        # A refused in-place rollback: only the confirmation again, with the error on it.
+        context["oob_messages"] = True
+        template = "frontend/deployments/_rollback_form.html"
+    else:
+        template = "frontend/deployments/rollback_confirm.html"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @page("POST")
@@ -159,27 +234,47 @@ def release_list(request: HttpRequest) -> HttpResponse:
     filterset = ReleaseFilterSet(
         request.GET or None, queryset=selectors.release_list(request.user), request=request
     )
+    sort, sort_error = list_sort(request, RELEASE_SORTS, "-started")
     valid = not filterset.is_bound or filterset.is_valid()
-    releases = filterset.qs if valid else filterset.queryset.none()
-    context = {"form": filterset.form, "page_obj": _paginate(request, releases)}
+    releases = filterset.qs.order_by(*RELEASE_SORTS[sort]) if valid else filterset.queryset.none()
+    context = {
+        "form": filterset.form,
+        "page_obj": _paginate(request, releases),
+        "sort": sort,
+        "sort_error": sort_error,
+    }
     template = (
         "frontend/releases/_results.html" if is_htmx(request) else "frontend/releases/list.html"
     )
-    response = render(request, template, context, status=200 if valid else 400)
+    response = render(request, template, context, status=200 if valid and not sort_error else 400)
     patch_vary_headers(response, ["HX-Request"])
     return response
 
 
-def _release_context(request: HttpRequest, release: Release) -> dict[str, Any]:
+DECISIONS = ("approve", "reject")
+
+
+def _release_context(
+    request: HttpRequest,
+    release: Release,
+    *,
+    decision_form: ReleaseDecisionForm | None = None,
+    operation_form: ReleaseOperationForm | None = None,
+) -> dict[str, Any]:
+    actions = selectors.release_actions(request.user, release)
     return {
         "release": release,
-        "path": selectors.release_path(release),
+        "stages": release_stages(release),
         "gates": selectors.release_gates(release),
         "timeline": selectors.release_timeline(release),
+        "charts": release_charts(release),
         "weights": selectors.traffic_weights(release),
         "approvals": list(release.approvals.all()),
-        "actions": selectors.release_actions(request.user, release),
-        "action_form": ReleaseActionForm(),
+        "diff": release_version_diff(release),
+        "decisions": [verb for verb in actions if verb in DECISIONS],
+        "operations": [verb for verb in actions if verb not in DECISIONS],
+        "decision_form": decision_form or ReleaseDecisionForm(),
+        "operation_form": operation_form or ReleaseOperationForm(),
         "is_live": not release.is_terminal,
     }
 
@@ -202,11 +297,15 @@ def release_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     if verb not in RELEASE_SERVICES:
         raise Http404(f"no release action {verb!r}")
     release = selectors.release_detail(request.user, pk)
-    form = ReleaseActionForm(request.POST)
+    service, note_keyword, message = RELEASE_SERVICES[verb]
+    form: ReleaseDecisionForm | ReleaseOperationForm = (
+        ReleaseDecisionForm(request.POST)
+        if verb in DECISIONS
+        else ReleaseOperationForm(request.POST)
+    )
     if form.is_valid():
-        service, note_keyword, message = RELEASE_SERVICES[verb]
-        kwargs: dict[str, Any] = {note_keyword: form.cleaned_data["note"]}
-        if service is services.release_decide:
+        kwargs: dict[str, Any] = {note_keyword: form.cleaned_data[note_keyword]}
+        if verb in DECISIONS:
             kwargs["decision"] = verb
         outcome = run_action(
             request,
@@ -221,6 +320,10 @@ def release_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
         status = outcome.status
     else:
         status = 400
-    context = _release_context(request, selectors.release_detail(request.user, pk))
-    context["action_form"] = form
+    # The form comes back with its error on the field at fault, over the release as it is now
+    # (a refused action left nothing behind: run_action rolled it back).
+    forms_back: dict[str, Any] = (
+        {"decision_form": form} if verb in DECISIONS else {"operation_form": form}
+    )
+    context = _release_context(request, selectors.release_detail(request.user, pk), **forms_back)
     return render(request, "frontend/releases/detail.html", context, status=status)

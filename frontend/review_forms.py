@@ -11,7 +11,7 @@ from typing import Any
 from django import forms
 from django.db.models import TextChoices
 
-from reviews.models import Decision
+from reviews.models import Decision, ReviewReason
 
 # The key a classifier's prediction carries its class under (the submission contract's shape:
 # {"label": "declined", "probabilities": {"approved": 0.41, "declined": 0.59}}).
@@ -29,6 +29,17 @@ class ReviewTab(TextChoices):
 class QueueViewForm(forms.Form):
     view = forms.ChoiceField(choices=ReviewTab.choices, required=False, label="Show")
     deployment = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    reason = forms.ChoiceField(
+        choices=[("", "Any reason"), *ReviewReason.choices],
+        required=False,
+        label="Why it is reviewed",
+    )
+
+    def reason_chosen(self) -> str:
+        """The valid reason to narrow the list to, or "" (every reason)."""
+        if self.is_bound and self.is_valid():
+            return str(self.cleaned_data["reason"])
+        return ""
 
     def chosen(self) -> ReviewTab:
         """The valid tab, or the queue (the page then says why with a 400)."""

@@ -41,7 +41,7 @@ from .review_forms import (
     correction_classes,
     probabilities_of,
 )
-from .views import _paginate, page, run_action
+from .views import _paginate, list_sort, page, run_action
 
 # How far back "Recently decided" looks.
 RECENT_DAYS = 30
@@ -54,6 +54,20 @@ REVIEW_VERBS: dict[str, Verb] = {
     "decide": Verb(DecideForm, decisions.decide, "", renames=(("output", "corrected_output"),)),
 }
 DECIDED_AS = {Decision.CONFIRM: "confirmed", Decision.OVERRIDE: "overrode"}
+# The sorts of the queue's tabs (validated by `list_sort`), each tab's default first: open items
+# earliest deadline first, decisions newest first.
+QUEUE_SORTS: dict[str, tuple[str, ...]] = {
+    "due": ("sla_deadline", "id"),
+    "-due": ("-sla_deadline", "-id"),
+    "reason": ("reason", "sla_deadline", "id"),
+    "-reason": ("-reason", "sla_deadline", "id"),
+}
+DECIDED_SORTS: dict[str, tuple[str, ...]] = {
+    "-decided": ("-decided_at", "-id"),
+    "decided": ("decided_at", "id"),
+    "reason": ("reason", "-decided_at", "-id"),
+    "-reason": ("-reason", "-decided_at", "-id"),
+}
 
 
 # Presentation ---------------------------------------------------------------------------------
@@ -144,6 +158,7 @@ def _queue_page(request: HttpRequest, form: QueueViewForm, *, status: int = 200)
         "tabs": [(t, _queue_url(t, deployment_id)) for t in ReviewTab],
         "deployment": deployment,
         "all_url": _queue_url(tab, None),
+        "clear_url": _queue_url(tab, deployment_id),
         "now": now,
         "recent_days": RECENT_DAYS,
     }
@@ -154,7 +169,15 @@ def _queue_page(request: HttpRequest, form: QueueViewForm, *, status: int = 200)
         # queue that would look like nothing waits.
         context["refusal"] = refusal.reason
         return render(request, "frontend/reviews/queue.html", context, status=403)
-    page_obj = _paginate(request, items)
+    reason = form.reason_chosen()
+    if reason:
+        items = items.filter(reason=reason)
+    sorts = DECIDED_SORTS if tab == ReviewTab.DECIDED else QUEUE_SORTS
+    sort, sort_error = list_sort(request, sorts, next(iter(sorts)))
+    if sort_error:
+        status = 400
+    page_obj = _paginate(request, items.order_by(*sorts[sort]))
+    context.update(sort=sort, sort_error=sort_error, reason=reason)
     context["page_obj"] = page_obj
     context["rows"] = [_row(item, user, now) for item in page_obj.object_list]
     context["take_next"] = TakeNextForm(

@@ -1,13 +1,13 @@
 """Routes of the portal pages. Names are what templates, settings (LOGIN_URL="login",
-LOGIN_REDIRECT_URL="models") and later apps link to; never rename one without its users."""
+LOGIN_REDIRECT_URL="home") and later apps link to; never rename one without its users."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import alert_views, deployment_views, monitoring_views, review_views, views
+from . import alert_views, deployment_views, home_views, monitoring_views, review_views, views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", home_views.home, name="home"),
     path(
         "login/",
         auth_views.LoginView.as_view(

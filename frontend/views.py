@@ -4,7 +4,7 @@ or a state rule of their own; `can()` is only asked which buttons to show."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -26,7 +26,7 @@ from core.errors import DomainError, Forbidden, NotFound
 from identity import selectors as identity_selectors
 from identity import services as identity_services
 from identity.audit import Actor
-from identity.filtersets import AuditEventFilterSet
+from identity.filtersets import AuditEventFilterSet, TeamFilterSet
 from identity.models import Role, Team, team_roles
 from identity.permissions import Action, can
 from registry import selectors, services
@@ -44,6 +44,18 @@ MODEL_SORTS: dict[str, tuple[str, ...]] = {
     "-name": ("-name",),
     "updated": ("updated_at", "name"),
     "-updated": ("-updated_at", "name"),
+}
+# The audit log sorts by time only: its other columns have no index, and a sort by them would
+# read every event of a big log (500,000 rows) for each page.
+AUDIT_SORTS: dict[str, tuple[str, ...]] = {
+    "occurred": ("occurred_at", "id"),
+    "-occurred": ("-occurred_at", "-id"),
+}
+TEAM_SORTS: dict[str, tuple[str, ...]] = {
+    "name": ("name", "slug"),
+    "-name": ("-name", "-slug"),
+    "slug": ("slug",),
+    "-slug": ("-slug",),
 }
 _FAILED_ACTION = "_frontend_action_failed"
 
@@ -188,18 +200,27 @@ def _paginate(request: HttpRequest, queryset: Any, per_page: int = PAGE_SIZE) ->
     return CappedPaginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
+def list_sort(
+    request: HttpRequest, sorts: Mapping[str, tuple[str, ...]], default: str
+) -> tuple[str, str]:
+    """A list page's `?sort=`, checked against the sorts the page offers (`sorts`: key -> the
+    order_by of that key, "-key" descending): (key, ""), or for a key it does not offer (the
+    default, a reason naming the parameter), which the page shows at 400, sorted the default
+    way, rather than guessing."""
+    sort = request.GET.get("sort") or default
+    if sort in sorts:
+        return sort, ""
+    offered = ", ".join(sorted(sorts))
+    return default, f"sort: {sort[:40]!r} is not a sort of this list; choose one of {offered}."
+
+
 def _form_status(form: django_forms.Form, outcome: Outcome | None) -> int:
     if outcome is not None:
         return outcome.status
     return 400 if form.is_bound and form.errors else 200
 
 
-# Home, models and versions --------------------------------------------------------------------
-
-
-@page("GET")
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("models")
+# Models and versions --------------------------------------------------------------------------
 
 
 @page("GET")
@@ -209,19 +230,19 @@ def model_list(request: HttpRequest) -> HttpResponse:
         request.GET or None, queryset=selectors.model_list(request.user), request=request
     )
     form = model_filter_form(filterset.form, teams)
-    sort = request.GET.get("sort", "name")
-    if sort not in MODEL_SORTS:
-        sort = "name"
+    sort, sort_error = list_sort(request, MODEL_SORTS, "name")
     valid = not filterset.is_bound or filterset.is_valid()
     models_qs = filterset.qs.order_by(*MODEL_SORTS[sort]) if valid else filterset.queryset.none()
     context = {
         "form": form,
         "page_obj": _paginate(request, models_qs),
         "sort": sort,
+        "sort_error": sort_error,
         "can_create_in": [team for team in teams if can(request.user, Action.MODEL_CREATE, team)],
     }
     template = "frontend/models/_results.html" if is_htmx(request) else "frontend/models/list.html"
-    response = render(request, template, context, status=200 if valid else 400)
+    status = 200 if valid and not sort_error else 400
+    response = render(request, template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -325,11 +346,29 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
 
 @page("GET")
 def team_list(request: HttpRequest) -> HttpResponse:
+    """The teams one may see (a superuser: all), searchable, sorted by name or slug, with one's
+    role in each."""
+    filterset = TeamFilterSet(
+        request.GET or None, queryset=identity_selectors.teams_visible(request.user)
+    )
+    filterset.form.fields["q"].widget = django_forms.TextInput(
+        attrs={"type": "search", "placeholder": "name, slug or words"}
+    )
+    sort, sort_error = list_sort(request, TEAM_SORTS, "name")
+    valid = not filterset.is_bound or filterset.is_valid()
+    teams_qs = filterset.qs.order_by(*TEAM_SORTS[sort]) if valid else filterset.queryset.none()
+    page_obj = _paginate(request, teams_qs)
     roles = team_roles(request.user)
-    teams = [
-        (team, roles.get(team.pk, "")) for team in identity_selectors.teams_visible(request.user)
-    ]
-    return render(request, "frontend/teams/list.html", {"teams": teams})
+    context = {
+        "form": filterset.form,
+        "page_obj": page_obj,
+        "teams": [(team, roles.get(team.pk, "")) for team in page_obj.object_list],
+        "sort": sort,
+        "sort_error": sort_error,
+        "searched": bool(request.GET.get("q")),
+    }
+    status = 200 if valid and not sort_error else 400
+    return render(request, "frontend/teams/list.html", context, status=status)
 
 
 def _team_page(
@@ -444,11 +483,14 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     filterset = AuditEventFilterSet(
         request.GET or None, queryset=identity_selectors.audit_events(request.user), request=request
     )
+    sort, sort_error = list_sort(request, AUDIT_SORTS, "-occurred")
     valid = not filterset.is_bound or filterset.is_valid()
-    events = filterset.qs if valid else filterset.queryset.none()
-    return render(
-        request,
-        "frontend/audit/list.html",
-        {"form": filterset.form, "page_obj": _paginate(request, events)},
-        status=200 if valid else 400,
-    )
+    events = filterset.qs.order_by(*AUDIT_SORTS[sort]) if valid else filterset.queryset.none()
+    context = {
+        "form": filterset.form,
+        "page_obj": _paginate(request, events),
+        "sort": sort,
+        "sort_error": sort_error,
+    }
+    status = 200 if valid and not sort_error else 400
+    return render(request, "frontend/audit/list.html", context, status=status)

@@ -1,10 +1,12 @@
-"""Filters of the audit log, shared by its API list endpoint and its page."""
+"""Filters of the audit log (shared by its API list endpoint and its page) and of the teams
+list. Filters narrow what a selector already restricted; they grant nothing."""
 
 from __future__ import annotations
 
 import django_filters
+from django.db.models import Q, QuerySet
 
-from .models import AuditEvent
+from .models import AuditEvent, Team
 
 
 class AuditEventFilterSet(django_filters.FilterSet):
@@ -31,3 +33,16 @@ class AuditEventFilterSet(django_filters.FilterSet):
             "occurred_before",
             "request_id",
         ]
+
+
+class TeamFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+
+    class Meta:
+        model = Team
+        fields = ["q"]
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(
+            Q(name__icontains=value) | Q(slug__icontains=value) | Q(description__icontains=value)
+        )

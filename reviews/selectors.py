@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, Count, Q, QuerySet, Value, When
 
 from core import clock
 from core.errors import Conflict, DomainError, Forbidden, NotFound
@@ -206,3 +206,25 @@ def policy_for(item: ReviewItem) -> ReviewPolicy:
             .first()
         )
     return policy_of(raw or {})
+
+
+# The home page ---------------------------------------------------------------------------------
+
+
+def items_open_to(principal: Any, *, now: datetime | None = None) -> ReviewItemQuerySet:
+    """The open items the principal may take now, earliest SLA deadline first: first reviews
+    (level 1) and appeals waiting for a second reviewer (level 2, never one the principal
+    decided first), by the queue's own rule (`queue_for`'s `may_take`). Nothing, rather than a
+    refusal, for someone who reviews nowhere: the home page shows every person what waits."""
+    try:
+        items = queue_for(principal, now=now)
+    except Forbidden:
+        return ReviewItem.objects.none()
+    return items.filter(may_take=True)
+
+
+def open_to_counts(items: ReviewItemQuerySet) -> dict[str, int]:
+    """How many of `items` (from `items_open_to`) are first reviews and appeals, in one query."""
+    return items.order_by().aggregate(
+        queue=Count("pk", filter=Q(level=1)), appeals=Count("pk", filter=Q(level__gte=2))
+    )

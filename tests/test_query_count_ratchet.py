@@ -6,7 +6,6 @@ from __future__ import annotations
 from tests.alerts.test_query_counts import ENDPOINTS as ALERT_ENDPOINTS
 from tests.deployments_api.test_query_counts import ENDPOINTS as DEPLOYMENT_ENDPOINTS
 from tests.frontend.test_query_counts import PAGES as REGISTRY_PAGES
-from tests.frontend.test_query_counts import REDIRECTS
 from tests.frontend_alerts.test_query_counts import PAGES as ALERT_PAGES
 from tests.frontend_deployments.test_query_counts import PAGES as DEPLOYMENT_PAGES
 from tests.frontend_reviews.test_query_counts import PAGES as REVIEW_PAGES
@@ -27,7 +26,6 @@ def test_every_recorded_count_is_still_measured():
         | set(ALERT_ENDPOINTS)
         | set(ALERT_PAGES)
         | set(REVIEW_PAGES)
-        | set(REDIRECTS)
         | set(MONITORING_PAGES)
     )
     assert set(recorded_counts()) == measured

@@ -395,7 +395,13 @@ class ReleaseCreateSerializer(StrictSerializer):
 
 
 class ReleaseDecisionSerializer(StrictSerializer):
-    comment = StrictCharField(required=False, allow_blank=True, default="", max_length=2000)
+    comment = StrictCharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
+        help_text="Why: optional to approve; a rejection without one is refused (422, comment).",
+    )
 
 
 class ReleaseActionSerializer(StrictSerializer):

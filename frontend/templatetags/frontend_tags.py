@@ -1,13 +1,18 @@
-"""Presentation filters for the portal templates: pretty JSON, short digests, audit diffs and
-baseline summaries. Pure functions of what the view already loaded: they must never query."""
+"""Presentation filters and tags for the portal templates: pretty JSON, short digests, audit
+diffs, baseline summaries, times (`{% when %}`), breadcrumbs and sortable column headers. Pure
+functions of what the view already loaded: they must never query."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
 from django import template
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 register = template.Library()
 
@@ -75,3 +80,67 @@ def baseline_summary(profile: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+@register.simple_tag
+def when(value: datetime | None) -> SafeString:
+    """`<time datetime=ISO class="when" title="… UTC">YYYY-MM-DD HH:MM UTC</time>`, in UTC (the
+    server knows no reader's zone); portal.js rewrites it to the reader's zone with a relative
+    form. None (or anything not a datetime) is an em dash."""
+    if not isinstance(value, datetime):
+        return format_html('<span class="when-none">{}</span>', "—")
+    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return format_html(
+        '<time datetime="{}" class="when" title="{}">{}</time>',
+        utc.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        utc.strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _target(target: Any) -> str:
+    """A breadcrumb's link: a path as given, else a URL name without arguments."""
+    target = str(target)
+    if target.startswith("/"):
+        return target
+    try:
+        return reverse(target)
+    except NoReverseMatch:
+        return ""
+
+
+@register.inclusion_tag("frontend/_breadcrumbs.html")
+def breadcrumbs(*parts: Any) -> dict[str, Any]:
+    """`{% breadcrumbs "Models" "models" model.name %}`: Home, then (label, URL name or path)
+    pairs, then the current page's label (linked nowhere)."""
+    crumbs = [("Home", reverse("home"))]
+    pairs, current = (parts[:-1], parts[-1]) if len(parts) % 2 else (parts, None)
+    for label, target in zip(pairs[::2], pairs[1::2], strict=True):
+        crumbs.append((str(label), _target(target)))
+    return {"crumbs": crumbs, "current": current}
+
+
+@register.inclusion_tag("frontend/_sort_header.html", takes_context=True)
+def sort_header(
+    context: dict[str, Any], label: str, key: str, first: str = "asc"
+) -> dict[str, Any]:
+    """A column header that sorts its table: `key` ascending, `-key` descending, the first
+    press in the `first` direction; the other query parameters (filters) are kept, the page
+    reset. Its `aria-sort` says how the table is sorted now (from the view's `sort`)."""
+    current = context.get("sort", "")
+    if current == key:
+        direction, next_key = "ascending", f"-{key}"
+    elif current == f"-{key}":
+        direction, next_key = "descending", key
+    else:
+        direction, next_key = "none", key if first == "asc" else f"-{key}"
+    request = context.get("request")
+    query = request.GET.copy() if request is not None else None
+    if query is not None:
+        query.pop("page", None)
+        query["sort"] = next_key
+    return {
+        "label": label,
+        "direction": direction,
+        "href": f"?{query.urlencode()}" if query is not None else f"?sort={next_key}",
+    }

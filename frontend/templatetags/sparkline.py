@@ -44,7 +44,7 @@ def sparkline_svg(values: Sequence[float | None], label: str = "") -> SafeString
             shapes.append(format_html('<circle cx="{}" cy="{}" r="1.5"></circle>', x, y))
         elif run:
             shapes.append(format_html('<polyline points="{}"></polyline>', " ".join(run)))
-    description = f"{label} trend: {len(known)} of {len(values)} points known" if label else ""
+    description = _describe(label, known, len(values)) if label else ""
     return format_html(
         '<svg class="sparkline" width="{}" height="{}" viewBox="0 0 {} {}" role="img" '
         'aria-label="{}" focusable="false"><title>{}</title>{}</svg>',
@@ -55,6 +55,20 @@ def sparkline_svg(values: Sequence[float | None], label: str = "") -> SafeString
         description,
         description,
         mark_safe("".join(shapes)),  # noqa: S308 (each shape was built with format_html)
+    )
+
+
+def _describe(label: str, known: list[float], total: int) -> str:
+    """The line in words, for whoever cannot see it: which way it went, from what to what,
+    its low and high, and how many points were known."""
+    first, last = known[0], known[-1]
+    if math.isclose(first, last, rel_tol=0.05, abs_tol=1e-9):
+        way = f"steady at {last:.3g}"
+    else:
+        way = f"{'rising' if last > first else 'falling'} from {first:.3g} to {last:.3g}"
+    return (
+        f"{label} trend: {way}; low {min(known):.3g}, high {max(known):.3g} "
+        f"({len(known)} of {total} points known)"
     )
 
 

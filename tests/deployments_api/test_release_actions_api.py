@@ -105,6 +105,17 @@ def test_a_rejection_ends_the_release_and_a_later_approval_conflicts(client_for,
     assert Approval.objects.filter(release=release).count() == 1
 
 
+@pytest.mark.parametrize("body", [{}, {"comment": ""}, {"comment": "  "}])
+def test_a_rejection_without_a_reason_is_refused_naming_the_comment(client_for, release, body):
+    response = client_for("viewer").post(url(release, "reject"), body, format="json")
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "comment", "reason": "is required to reject a release"}
+    ]
+    assert not Approval.objects.exists() and state_of(release) == "awaiting_approval"
+    assert not release.steps.filter(kind="reject").exists()
+
+
 def test_a_decision_with_a_bad_comment_names_the_field(client_for, release):
     response = client_for("viewer").post(url(release, "approve"), {"comment": 1}, format="json")
     assert response.status_code == 400

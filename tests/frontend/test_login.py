@@ -23,12 +23,12 @@ def test_it_shows_the_login_form(db):
     assert b"csrfmiddlewaretoken" in response.content
 
 
-def test_it_logs_in_and_lands_on_the_models_list(people):
+def test_it_logs_in_and_lands_on_the_home_page(people):
     client = Client()
     response = client.post("/login/", {"username": "owner", "password": "pw-for-tests-only"})
     assert response.status_code == 302
-    assert response["Location"] == "/models/"
-    assert client.get("/models/").status_code == 200
+    assert response["Location"] == "/"
+    assert client.get("/").status_code == 200
 
 
 def test_it_rejects_a_wrong_password(people):
@@ -54,10 +54,16 @@ def test_it_logs_out_only_by_post(browser_for):
     assert client.get("/models/").status_code == 302
 
 
-def test_root_redirects_to_the_models_list(browser_for):
-    response = browser_for("viewer").get("/")
-    assert response.status_code == 302
-    assert response["Location"] == "/models/"
+def test_root_is_the_home_page(browser_for):
+    html = html_of(browser_for("viewer"), "/")
+    assert "What needs you" in html
+
+
+def test_the_layout_has_a_favicon_and_the_brand_leads_home(browser_for):
+    html = html_of(browser_for("viewer"), "/models/")
+    assert '<link rel="icon" href="/static/frontend/favicon.svg" type="image/svg+xml">' in html
+    assert '<a class="brand" href="/">' in html
+    assert '<a href="/">Home</a>' in html
 
 
 def test_the_layout_has_nav_skip_link_logout_and_an_htmx_csrf_header(browser_for):

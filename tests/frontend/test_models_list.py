@@ -53,7 +53,9 @@ def test_it_sorts_by_name_and_by_last_update(browser_for, team):
     assert names_in(client.get("/models/")) == ["a-model", "b-model", "c-model"]
     assert names_in(client.get("/models/?sort=-name")) == ["c-model", "b-model", "a-model"]
     assert names_in(client.get("/models/?sort=-updated"))[0] == "a-model"
-    assert names_in(client.get("/models/?sort=nonsense")) == ["a-model", "b-model", "c-model"]
+    nonsense = client.get("/models/?sort=nonsense")
+    assert nonsense.status_code == 400  # named, and shown the default way
+    assert names_in(nonsense) == ["a-model", "b-model", "c-model"]
 
 
 def test_it_paginates_and_keeps_the_filters_in_page_links(browser_for, team):

@@ -57,7 +57,7 @@ def test_it_shows_the_timeline_and_the_notifications(browser_for, alert, people)
     assert "<strong>Reassigned</strong> by owner: she knows this model" in timeline
     assert "<dt>from</dt><dd>owner</dd><dt>to</dt><dd>maintainer</dd>" in timeline
     deliveries = html.split('id="alert-deliveries-title"')[1].split("</section>")[0]
-    assert "<td>maintainer</td>" in deliveries and "Sent</span>" in deliveries
+    assert '<td data-label="To">maintainer</td>' in deliveries and "Sent</span>" in deliveries
 
 
 def test_it_carries_the_deployment_tiles_and_the_rollback_button(browser_for, alert):
@@ -127,3 +127,13 @@ def test_an_outsider_gets_404(browser_for, alert):
 
 def test_an_unknown_alert_is_404(browser_for, db, people):
     assert browser_for("owner").get("/alerts/999999/").status_code == 404
+
+
+def test_whoever_is_paged_finds_acknowledge_and_open_incident_first(browser_for, alert):
+    html = html_of(browser_for("maintainer"), url(alert))
+    respond = html.index('id="alert-actions"')
+    assert respond < html.index('id="alert-facts-title"')  # before the facts, at phone width too
+    assert '<button id="ack-button" type="submit" class="button">Acknowledge</button>' in html
+    assert 'id="open-incident-button" type="submit"' in html
+    assert html.index('id="ack-button"') < html.index('id="open-incident-button"')
+    assert 'aria-label="Breadcrumb"' in html and 'id="rollback-button"' in html

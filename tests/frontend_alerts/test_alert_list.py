@@ -72,7 +72,7 @@ def test_a_silenced_alert_says_until_when(browser_for, alert):
     type(alert).objects.filter(pk=alert.pk).update(silenced_until=until)
     html = html_of(browser_for("maintainer"), "/alerts/")
     row = html.split(f'href="/alerts/{alert.pk}/"')[1].split("</tr>")[0]
-    assert "silenced until" in row and f"{until:%Y-%m-%d %H:%M}</time>" in row
+    assert "silenced until" in row and f"{until:%Y-%m-%d %H:%M} UTC</time>" in row
 
 
 @pytest.mark.parametrize("view", ["", "?view=team", "?view=resolved", "?view=triage"])
@@ -81,7 +81,7 @@ def test_an_outsider_sees_none_of_another_teams_alerts(browser_for, alert, team,
     alert_of(team, status="resolved", resolved_at=clock.now())
     html = html_of(browser_for("outsider"), f"/alerts/{view}")
     assert not re.search(r'href="/alerts/\d+/"', html)
-    assert 'class="table"' not in html
+    assert 'class="table' not in html
     assert 'class="empty"' in html
 
 

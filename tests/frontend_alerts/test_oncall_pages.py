@@ -16,7 +16,10 @@ GAP = "nobody — alerts go to the next escalation step"
 def test_the_list_says_who_is_on_call_now_and_next(browser_for, schedule):
     html = html_of(browser_for("viewer"), "/oncall/")
     row = html.split(f'href="/oncall/schedules/{schedule.pk}/"')[1].split("</tr>")[0]
-    now_cell, next_cell = row.split("<td>")[2:4]
+    now_cell, next_cell = (
+        row.split('<td data-label="On call now">')[1].split("<td ")[0],
+        row.split('<td data-label="Next">')[1],
+    )
     assert "<strong>owner</strong>" in now_cell and "until" in now_cell
     assert "<strong>maintainer</strong>" in next_cell and "from" in next_cell
 
@@ -25,7 +28,8 @@ def test_an_override_takes_the_shift_now(browser_for, schedule, people):
     now = clock.now()
     override_of(schedule, people["viewer"], now - timedelta(minutes=5), now + timedelta(hours=2))
     html = html_of(browser_for("viewer"), "/oncall/")
-    now_cell = html.split(f'href="/oncall/schedules/{schedule.pk}/"')[1].split("<td>")[2]
+    row = html.split(f'href="/oncall/schedules/{schedule.pk}/"')[1]
+    now_cell = row.split('<td data-label="On call now">')[1].split("</td>")[0]
     assert "<strong>viewer</strong>" in now_cell
 
 
@@ -39,7 +43,8 @@ def test_a_schedule_in_a_gap_says_nobody(browser_for, team, people):
         name="later",
     )
     html = html_of(browser_for("viewer"), "/oncall/")
-    now_cell = html.split(f'href="/oncall/schedules/{empty.pk}/"')[1].split("<td>")[2]
+    row = html.split(f'href="/oncall/schedules/{empty.pk}/"')[1]
+    now_cell = row.split('<td data-label="On call now">')[1].split("</td>")[0]
     assert GAP in now_cell
 
 
@@ -51,10 +56,11 @@ def test_the_schedule_page_shows_layers_overrides_and_seven_days(browser_for, sc
     html = html_of(browser_for("viewer"), f"/oncall/schedules/{schedule.pk}/")
     assert "<h3>daily <small" in html and "owner → maintainer" in html
     overrides = html.split('id="overrides-title"')[1].split("</section>")[0]
-    assert "<td>viewer</td>" in overrides
+    assert '<td data-label="Who">viewer</td>' in overrides
     shifts = html.split('id="shifts-title"')[1].split("</section>")[0]
     assert shifts.count('class="oncall-shift') >= 8  # 7 daily shifts + the override's
-    assert "<td>override</td>" in shifts and "<td>daily layer</td>" in shifts
+    assert '<td data-label="Why">override</td>' in shifts
+    assert '<td data-label="Why">daily layer</td>' in shifts
     assert GAP not in shifts
 
 

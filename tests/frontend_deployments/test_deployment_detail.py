@@ -27,10 +27,14 @@ def test_it_shows_config_versions_and_rollbacks(browser_for, deployment, version
     response = browser_for("viewer").get(url(deployment))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "Configuration r1" in html and "250m / 1" in html
+    assert "Configuration r1" in html and "250m requested, 1 at most" in html
     assert "<dt>Stable version</dt><dd>v2" in html
     assert "<dt>Previous version</dt><dd>v1</dd>" in html
-    assert "oncall-ann" in html and "p95 over SLO" in html and "<td>v1</td>" in html
+    assert (
+        "oncall-ann" in html
+        and "p95 over SLO" in html
+        and '<td data-label="To version">v1</td>' in html
+    )
     assert f'href="/deployments/{deployment.pk}/configs/"' in html
 
 
@@ -40,7 +44,7 @@ def test_it_links_the_active_release_and_lists_recent_ones(
     release = release_of(deployment, versions[3], people["maintainer"])
     html = html_of(browser_for("viewer"), url(deployment))
     assert f'<a href="/releases/{release.pk}/">#{release.pk}: v3 (Awaiting approval)</a>' in html
-    assert "<td>v2 → v3</td>" in html
+    assert '<td data-label="Versions">v2 → v3</td>' in html
 
 
 @pytest.mark.parametrize(
@@ -86,5 +90,5 @@ def test_the_history_page_lists_revisions_newest_first(browser_for, deployment, 
     )
     html = html_of(browser_for("viewer"), f"/deployments/{deployment.pk}/configs/")
     assert html.index("r2") < html.index("r1")
-    assert '<span class="badge ok">current</span>' in html and "<td>5</td>" in html
+    assert '<span class="badge ok">current</span>' in html and "<dt>Replicas</dt><dd>5</dd>" in html
     assert browser_for("outsider").get(f"/deployments/{deployment.pk}/configs/").status_code == 404

@@ -24,7 +24,7 @@ def test_it_shows_each_environment_with_its_deployments(browser_for, deployment,
     assert response.status_code == 200
     assert html.index('id="env-staging"') < html.index('id="env-production"')
     assert f'href="/deployments/{deployment.pk}/"' in html
-    assert "<td>v2</td>" in html and '<span class="tag">v2 100%</span>' in html
+    assert '<td data-label="Stable">v2</td>' in html and '<span class="tag">v2 100%</span>' in html
     assert "Nothing deployed" in html  # churn has no version serving
     assert 'aria-current="page">Deployments</a>' in html
 

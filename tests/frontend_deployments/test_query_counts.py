@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from deployments.models import Approval, Release, ReleaseState, ReleaseStep, Rollback
 from tests.factories import (
@@ -78,6 +80,17 @@ def grow_deployment_detail(ctx: dict[str, Any], n: int) -> str:
     return f"/deployments/{deployment.pk}/"
 
 
+ANALYSIS_WINDOW = {
+    "weight": 10,
+    "stable": {"version": 2},
+    "canary": {"version": 3},
+    "stable_stats": {"requests": 900.0, "error_rate": 0.002, "latency_p95": 0.12},
+    "canary_stats": {"requests": 100.0, "error_rate": 0.003, "latency_p95": 0.13},
+    "slo_checks": {"error_rate": {"verdict": "pass", "value": 0.003, "limit": 0.01}},
+    "drift": {"status": "ok", "psi_max": 0.05, "thresholds": {"alert": 0.25}},
+}
+
+
 def grow_release_detail(ctx: dict[str, Any], n: int) -> str:
     deployment = base(ctx)
     if "release" not in ctx:
@@ -93,6 +106,15 @@ def grow_release_detail(ctx: dict[str, Any], n: int) -> str:
         Approval.objects.create(release=release, user=approver, decision="approve")
         ReleaseStep.objects.create(
             release=release, kind="approval", outcome="ok", actor_label=approver.username
+        )
+        # One analysis window more: the stages, the charts and the timeline grow with it.
+        ReleaseStep.objects.create(
+            release=release,
+            kind="analysis",
+            plan_index=10,
+            outcome="inconclusive",
+            actor_label="system:release-engine",
+            evidence=ANALYSIS_WINDOW,
         )
     return f"/releases/{release.pk}/"
 
@@ -112,3 +134,22 @@ def test_the_page_query_count_is_flat_and_within_the_ratchet(page, browser_for, 
     small = count_queries(client, PAGES[page](ctx, SMALL))
     large = count_queries(client, PAGES[page](ctx, LARGE))
     check_ratchet(page, small, large)
+
+
+# The poll answer is lighter than the page (no releases, rollbacks, versions or config history).
+LIVE_PART_QUERIES = 9
+
+
+def test_the_live_part_of_the_deployment_page_stays_flat(browser_for, team, people):
+    """What the deployment page polls every 2 s while a rollback is under way: one newest
+    rollback, however many came before it."""
+    ctx: dict[str, Any] = {"team": team, "people": people}
+    client = browser_for("owner")
+    counts = []
+    for n in (SMALL, LARGE):
+        url = grow_deployment_detail(ctx, n)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url, HTTP_HX_REQUEST="true")
+        assert response.status_code == 200 and b'id="deployment-live"' in response.content
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= LIVE_PART_QUERIES, counts
